@@ -1,0 +1,158 @@
+//! [`CookieSettings`], uapi's `uapi.cookies.CookieSettings`.
+
+use std::time::Duration;
+
+use cookie::{time, Cookie};
+
+/// The `SameSite` attribute of a session cookie.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum SameSite {
+    /// `SameSite=Lax`, the default, as uapi's.
+    #[default]
+    Lax,
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=None` (browsers require `Secure` with it).
+    None,
+}
+
+impl std::str::FromStr for SameSite {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "lax" => Ok(SameSite::Lax),
+            "strict" => Ok(SameSite::Strict),
+            "none" => Ok(SameSite::None),
+            _ => Err(format!(
+                "`{text}` is not a SameSite value; expected lax, strict or none"
+            )),
+        }
+    }
+}
+
+/// How session cookies are written: uapi's `CookieSettings`, with its
+/// defaults.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use sessions::{CookieSettings, SameSite};
+///
+/// let settings = CookieSettings {
+///     max_age: Some(Duration::from_secs(3600)),
+///     same_site: SameSite::Strict,
+///     ..CookieSettings::default()
+/// };
+/// assert!(settings.http_only && settings.secure);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CookieSettings {
+    /// `Max-Age`. Defaults to `None` (a browser-session cookie), as uapi's
+    /// `CookieSettings.max_age`; signed-cookie sessions set 31 days, as
+    /// uapi's `configure_secure_sessions`.
+    pub max_age: Option<Duration>,
+    /// `HttpOnly`. Defaults to `true`, as uapi's `CookieSettings.http_only`.
+    pub http_only: bool,
+    /// `Secure`. Defaults to `true`, as uapi's `CookieSettings.secure`.
+    pub secure: bool,
+    /// `Path`. Defaults to `None`, as uapi's `CookieSettings.path`.
+    pub path: Option<String>,
+    /// `Domain`. Defaults to `None`, as uapi's `CookieSettings.domain`.
+    pub domain: Option<String>,
+    /// `SameSite`. Defaults to [`SameSite::Lax`], as uapi's
+    /// `CookieSettings.same_site`, and is written out even so.
+    pub same_site: SameSite,
+}
+
+impl Default for CookieSettings {
+    fn default() -> Self {
+        CookieSettings {
+            max_age: None,
+            http_only: true,
+            secure: true,
+            path: None,
+            domain: None,
+            same_site: SameSite::Lax,
+        }
+    }
+}
+
+impl CookieSettings {
+    /// The cookie `name=value` with these attributes.
+    pub fn cookie(&self, name: &str, value: String) -> Cookie<'static> {
+        let mut cookie = self.base(name, value);
+        if let Some(max_age) = self.max_age {
+            let seconds = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+            cookie.set_max_age(time::Duration::seconds(seconds));
+        }
+        cookie
+    }
+
+    /// The cookie that deletes `name`: empty, `Max-Age=0`, an `Expires` in
+    /// the past, and the same `Path` and `Domain`, so the browser drops the
+    /// very cookie that was set.
+    pub fn removal(&self, name: &str) -> Cookie<'static> {
+        let mut cookie = self.base(name, String::new());
+        cookie.set_max_age(time::Duration::ZERO);
+        cookie.set_expires(time::OffsetDateTime::UNIX_EPOCH);
+        cookie
+    }
+
+    fn base(&self, name: &str, value: String) -> Cookie<'static> {
+        let mut cookie = Cookie::new(name.to_owned(), value);
+        cookie.set_http_only(self.http_only);
+        cookie.set_secure(self.secure);
+        if let Some(path) = &self.path {
+            cookie.set_path(path.clone());
+        }
+        if let Some(domain) = &self.domain {
+            cookie.set_domain(domain.clone());
+        }
+        cookie.set_same_site(match self.same_site {
+            SameSite::Lax => cookie::SameSite::Lax,
+            SameSite::Strict => cookie::SameSite::Strict,
+            SameSite::None => cookie::SameSite::None,
+        });
+        cookie
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_uapis_and_same_site_is_written() {
+        let text = CookieSettings::default()
+            .cookie("session", "v".into())
+            .to_string();
+        assert_eq!(text, "session=v; HttpOnly; SameSite=Lax; Secure");
+    }
+
+    #[test]
+    fn removal_keeps_path_and_domain() {
+        let settings = CookieSettings {
+            path: Some("/app".into()),
+            domain: Some("example.com".into()),
+            ..CookieSettings::default()
+        };
+        let text = settings.removal("session").to_string();
+        assert!(text.contains("Path=/app"), "{text}");
+        assert!(text.contains("Domain=example.com"), "{text}");
+        assert!(text.contains("Max-Age=0"), "{text}");
+    }
+
+    #[test]
+    fn max_age_is_written() {
+        let settings = CookieSettings {
+            max_age: Some(Duration::from_secs(2_678_400)),
+            ..CookieSettings::default()
+        };
+        assert!(settings
+            .cookie("s", "v".into())
+            .to_string()
+            .contains("Max-Age=2678400"));
+    }
+}

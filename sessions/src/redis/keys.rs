@@ -1,0 +1,329 @@
+//! Redis key layout, the cookie value codec and session id generation. Pure: no I/O.
+//!
+//! The layout is uapi's (`uapi.sessions.redis`), kept byte for byte for plain namespaces so that
+//! a Python uapi service and this crate can share one Redis:
+//!
+//! | what | key | value |
+//! |---|---|---|
+//! | a session | `{prefix}{namespace}:s:{id}` | compact JSON object of strings, with the session's TTL |
+//! | a namespace's index | `{prefix}{namespace}:s` | sorted set of ids, scored by expiry time (Unix seconds) |
+//!
+//! and the cookie value is `{namespace}:{id}`.
+//!
+//! Fixes over uapi:
+//!
+//! - anonymous sessions (namespace `""`) are not indexed (the store never asks for
+//!   `index_key("")`), so they do not pile up in one shared sorted set;
+//! - a namespace that cannot appear raw in a cookie value or would break the layout (`:`, `%`,
+//!   anything outside RFC 6265's `cookie-octet`: space, `"`, `,`, `;`, `\`, control characters,
+//!   non-ASCII) is percent-encoded byte-wise over its UTF-8, with uppercase hex, in both the
+//!   cookie value and the Redis keys, so every namespace round-trips;
+//! - a malformed cookie value parses to `None` instead of raising.
+
+use std::{borrow::Cow, fmt::Write as _};
+
+/// Longest cookie value [`parse_cookie_value`] accepts, in bytes (browsers drop cookies over
+/// 4096 bytes anyway).
+pub(crate) const MAX_COOKIE_VALUE_LEN: usize = 4096;
+
+/// Length of a session id: 32 random bytes as lowercase hex (uapi: `secrets.token_hex()`).
+pub(crate) const ID_LEN: usize = 64;
+
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Whether a byte may appear raw in an encoded namespace: RFC 6265 `cookie-octet`
+/// (`%x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E`) minus `:` (the layout's separator) and `%`
+/// (the escape character).
+fn is_plain(b: u8) -> bool {
+    matches!(b, 0x21 | 0x23 | 0x24 | 0x26..=0x2B | 0x2D..=0x39 | 0x3C..=0x5B | 0x5D..=0x7E)
+}
+
+/// Encodes a namespace for the cookie value and the Redis keys: plain bytes as they are,
+/// every other byte of the UTF-8 as `%XX` (uppercase hex). Plain namespaces (`alice`,
+/// `user-42`, `a.b_c`) are returned borrowed and unchanged, which keeps uapi's layout.
+pub(crate) fn encode_namespace(namespace: &str) -> Cow<'_, str> {
+    if namespace.bytes().all(is_plain) {
+        return Cow::Borrowed(namespace);
+    }
+    let mut out = String::with_capacity(namespace.len() * 3);
+    for b in namespace.bytes() {
+        if is_plain(b) {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX_UPPER[usize::from(b >> 4)]));
+            out.push(char::from(HEX_UPPER[usize::from(b & 0x0F)]));
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Decodes an encoded namespace, accepting only the canonical form: the one
+/// [`encode_namespace`] produces (raw bytes plain, escapes uppercase and only for bytes that
+/// are not plain, and the result valid UTF-8). Anything else is `None`.
+pub(crate) fn decode_namespace(encoded: &str) -> Option<String> {
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hi = upper_hex_value(*bytes.get(i + 1)?)?;
+            let lo = upper_hex_value(*bytes.get(i + 2)?)?;
+            let decoded = (hi << 4) | lo;
+            if is_plain(decoded) {
+                return None; // `%61` for `a`: not canonical
+            }
+            out.push(decoded);
+            i += 3;
+        } else if is_plain(b) {
+            out.push(b);
+            i += 1;
+        } else {
+            return None;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn upper_hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Whether `id` looks like a session id: exactly 64 lowercase hex characters.
+pub(crate) fn is_valid_id(id: &str) -> bool {
+    id.len() == ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The cookie value of a session: `{namespace}:{id}`, the namespace encoded (uapi's format for
+/// plain namespaces; `:{id}` for an anonymous session).
+pub(crate) fn cookie_value(namespace: &str, id: &str) -> String {
+    let namespace = encode_namespace(namespace);
+    let mut out = String::with_capacity(namespace.len() + 1 + id.len());
+    out.push_str(&namespace);
+    out.push(':');
+    out.push_str(id);
+    out
+}
+
+/// Parses a cookie value made by [`cookie_value`] into the decoded namespace and the id.
+///
+/// Splits at the last `:`. `None` (never a panic) when the value is longer than
+/// [`MAX_COOKIE_VALUE_LEN`], has no `:`, the id is not 64 lowercase hex characters, or the
+/// namespace is not canonically encoded: `""`, `abc`, `a:b:c`, non-ASCII and junk are all
+/// `None`.
+pub(crate) fn parse_cookie_value(value: &str) -> Option<(String, String)> {
+    if value.len() > MAX_COOKIE_VALUE_LEN {
+        return None;
+    }
+    let (namespace, id) = value.rsplit_once(':')?;
+    if !is_valid_id(id) {
+        return None;
+    }
+    Some((decode_namespace(namespace)?, id.to_owned()))
+}
+
+/// A new session id: 32 bytes from the operating system's CSPRNG as 64 lowercase hex
+/// characters (uapi: `secrets.token_hex()`).
+///
+/// # Panics
+///
+/// If the operating system's random number generator fails, which it does not on supported
+/// platforms; a session id must never come from a weaker source.
+pub(crate) fn new_session_id() -> String {
+    let mut bytes = [0_u8; ID_LEN / 2];
+    if let Err(err) = getrandom::fill(&mut bytes) {
+        panic!("the operating system's random number generator failed: {err}");
+    }
+    let mut id = String::with_capacity(ID_LEN);
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(id, "{b:02x}");
+    }
+    id
+}
+
+/// How keys are laid out. One variant today; a cluster-safe layout (hash tag on the namespace,
+/// `{prefix}{{ns}}:s:{id}`, so that a namespace's sessions and index share a slot) is meant to
+/// be added here without touching the callers of [`Keys`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// uapi's: `{prefix}{ns}:s:{id}` and `{prefix}{ns}:s`.
+    Uapi,
+}
+
+/// The Redis keys of a store: a prefix and a [`Layout`]. Methods take the *decoded* namespace
+/// and encode it themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Keys {
+    prefix: String,
+    layout: Layout,
+}
+
+impl Keys {
+    /// uapi's layout under `prefix` (uapi's `redis_key_prefix`, default `""`).
+    pub(crate) fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+            layout: Layout::Uapi,
+        }
+    }
+
+    /// The key prefix.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The key of a session: `{prefix}{ns}:s:{id}`.
+    pub(crate) fn session_key(&self, namespace: &str, id: &str) -> String {
+        let mut key = self.session_key_prefix(namespace);
+        key.push_str(id);
+        key
+    }
+
+    /// What every session key of a namespace starts with, the id following: `{prefix}{ns}:s:`.
+    /// Used by the `remove_namespace` script to build keys from the index's members.
+    pub(crate) fn session_key_prefix(&self, namespace: &str) -> String {
+        let mut key = self.index_key(namespace);
+        key.push(':');
+        key
+    }
+
+    /// The key of a namespace's index (a sorted set of ids scored by expiry): `{prefix}{ns}:s`.
+    pub(crate) fn index_key(&self, namespace: &str) -> String {
+        match self.layout {
+            Layout::Uapi => {
+                let namespace = encode_namespace(namespace);
+                let mut key = String::with_capacity(self.prefix.len() + namespace.len() + 2);
+                key.push_str(&self.prefix);
+                key.push_str(&namespace);
+                key.push_str(":s");
+                key
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn uapi_layout_for_plain_namespaces() {
+        let keys = Keys::new("app:");
+        assert_eq!(keys.session_key("alice", ID), format!("app:alice:s:{ID}"));
+        assert_eq!(keys.index_key("alice"), "app:alice:s");
+        assert_eq!(keys.session_key_prefix("user-42"), "app:user-42:s:");
+        assert_eq!(Keys::new("").session_key("", ID), format!(":s:{ID}"));
+        assert_eq!(cookie_value("a.b_c", ID), format!("a.b_c:{ID}"));
+        assert_eq!(cookie_value("", ID), format!(":{ID}"));
+    }
+
+    #[test]
+    fn awkward_namespaces_are_percent_encoded() {
+        assert_eq!(encode_namespace("a:b"), "a%3Ab");
+        assert_eq!(encode_namespace("100%"), "100%25");
+        assert_eq!(encode_namespace("a b;c,d\"e\\f"), "a%20b%3Bc%2Cd%22e%5Cf");
+        assert_eq!(encode_namespace("é\n"), "%C3%A9%0A");
+        assert_eq!(Keys::new("p").index_key("a:b"), "pa%3Ab:s");
+        assert_eq!(cookie_value("a:b", ID), format!("a%3Ab:{ID}"));
+        assert_eq!(
+            parse_cookie_value(&format!("a%3Ab:{ID}")),
+            Some(("a:b".into(), ID.into()))
+        );
+    }
+
+    #[test]
+    fn cookie_values_parse() {
+        assert_eq!(
+            parse_cookie_value(&format!("alice:{ID}")),
+            Some(("alice".into(), ID.into()))
+        );
+        assert_eq!(
+            parse_cookie_value(&format!(":{ID}")),
+            Some((String::new(), ID.into()))
+        );
+    }
+
+    #[test]
+    fn malformed_cookie_values_are_none() {
+        let upper = ID.to_uppercase();
+        let junk = "x".repeat(8192);
+        let long_ns = format!("{}:{ID}", "a".repeat(MAX_COOKIE_VALUE_LEN));
+        for bad in [
+            "",
+            "abc",
+            "a:b:c",
+            ":",
+            ID,
+            &format!("alice:{upper}"),
+            &format!("alice:{ID}0"),
+            &format!("alice:{}", &ID[1..]),
+            &format!("é:{ID}"),
+            &format!("a b:{ID}"),
+            &format!("a%3ab:{ID}"), // lowercase escape
+            &format!("%61:{ID}"),   // escaped plain byte
+            &format!("a%3:{ID}"),   // truncated escape
+            &format!("%FF:{ID}"),   // not UTF-8
+            &format!("{ID}:"),
+            &junk,
+            &long_ns,
+        ] {
+            assert_eq!(parse_cookie_value(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn new_ids_are_64_lowercase_hex_and_differ() {
+        let a = new_session_id();
+        let b = new_session_id();
+        assert!(is_valid_id(&a), "{a}");
+        assert!(is_valid_id(&b), "{b}");
+        assert_ne!(a, b);
+    }
+
+    proptest! {
+        #[test]
+        fn cookie_value_round_trips(namespace in any::<String>(), id in "[0-9a-f]{64}") {
+            let value = cookie_value(&namespace, &id);
+            prop_assume!(value.len() <= MAX_COOKIE_VALUE_LEN);
+            prop_assert_eq!(parse_cookie_value(&value), Some((namespace.clone(), id.clone())));
+            // The encoded form is cookie-safe and holds no separator of the layout.
+            let encoded = encode_namespace(&namespace);
+            prop_assert!(encoded.bytes().all(|b| is_plain(b) || b == b'%'));
+            prop_assert_eq!(decode_namespace(&encoded), Some(namespace));
+        }
+
+        #[test]
+        fn parse_never_panics(value in any::<String>()) {
+            let _ = parse_cookie_value(&value);
+        }
+
+        #[test]
+        fn parsed_values_are_canonical(ns in "[ -~]{0,12}", id in "[0-9a-f]{64}") {
+            let value = format!("{ns}:{id}");
+            if let Some((namespace, parsed_id)) = parse_cookie_value(&value) {
+                prop_assert_eq!(cookie_value(&namespace, &parsed_id), value);
+            }
+        }
+
+        #[test]
+        fn plain_namespaces_keep_uapi_layout(
+            prefix in "[ -~]{0,8}",
+            namespace in "[A-Za-z0-9._\\-]{0,24}",
+            id in "[0-9a-f]{64}",
+        ) {
+            let keys = Keys::new(prefix.clone());
+            prop_assert_eq!(keys.session_key(&namespace, &id), format!("{prefix}{namespace}:s:{id}"));
+            prop_assert_eq!(keys.index_key(&namespace), format!("{prefix}{namespace}:s"));
+            prop_assert_eq!(cookie_value(&namespace, &id), format!("{namespace}:{id}"));
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! [`RedisStore`]: sessions in one Redis, in uapi's layout.
+
+use std::{
+    fmt,
+    future::Future,
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
+
+use redis::{
+    aio::{ConnectionManager, ConnectionManagerConfig},
+    RedisResult, Script,
+};
+
+use crate::redis::keys::Keys;
+use crate::store::{BoxFuture, SaveOp, SaveOutcome, SessionData, SessionStore, StoreError};
+
+/// Default for [`RedisStore::with_timeout`].
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// `ConnectionManager` settings used by [`RedisStore::connect`]: a connection attempt gives up
+/// after this long (a reachable Redis answers in milliseconds)...
+const CONNECTION_TIMEOUT: Duration = Duration::from_millis(500);
+/// ... and the attempts of one reconnection are spaced 50, 100, 200, 400 ms (plus jitter),
+/// capped at 500 ms, so that a Redis that comes back is found within about half a second.
+const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
+const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
+const RECONNECT_RETRIES: usize = 4;
+
+/// Saves a new session (or, with `replaces`, any session) in one atomic step.
+///
+/// KEYS: the session key; then the index key if ARGV[5] is "1"; then, if ARGV[6] (the old id)
+/// is not "", the old session key and, if ARGV[7] is "1", the old index key.
+/// ARGV: [1] JSON, [2] max_age in ms, [3] id, [4] existing "1"/"0", [5] indexed,
+/// [6] old id or "", [7] old indexed.
+/// Returns 1 when written, 0 when `existing` and the session is gone (nothing written).
+///
+/// The index score is the expiry time in Unix seconds, from Redis's own clock (`TIME`), the
+/// clock that expires the keys: app servers' clocks never disagree with it. Since Redis 5
+/// scripts are replicated by their effects, so `TIME` before a write is allowed.
+const SAVE_LUA: &str = r"
+local key = KEYS[1]
+local n = 2
+local index, old_key, old_index
+if ARGV[5] == '1' then index = KEYS[n]; n = n + 1 end
+if ARGV[6] ~= '' then
+  old_key = KEYS[n]; n = n + 1
+  if ARGV[7] == '1' then old_index = KEYS[n] end
+end
+if ARGV[4] == '1' then
+  if not redis.call('SET', key, ARGV[1], 'XX', 'KEEPTTL') then return 0 end
+else
+  local ttl = tonumber(ARGV[2])
+  redis.call('SET', key, ARGV[1], 'PX', ttl)
+  if index then
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+    local existed = redis.call('EXISTS', index)
+    redis.call('ZADD', index, now + ttl / 1000, ARGV[3])
+    redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
+    local pttl = redis.call('PTTL', index)
+    -- New index: give it a TTL. Existing one: only ever extend it. An index without a TTL
+    -- (made by uapi, which sets none) stays without one.
+    if existed == 0 or (pttl >= 0 and pttl < ttl) then
+      redis.call('PEXPIRE', index, ttl)
+    end
+  end
+end
+if old_key and old_key ~= key then
+  redis.call('DEL', old_key)
+  if old_index then redis.call('ZREM', old_index, ARGV[6]) end
+end
+return 1
+";
+
+/// Deletes every session of a namespace and its index; returns how many sessions existed.
+///
+/// KEYS[1]: the index. ARGV[1]: the namespace's session key prefix (`{prefix}{ns}:s:`), to
+/// which each member is appended. `DEL` takes at most 1000 keys at a time (Lua's `unpack` has
+/// a stack limit of a few thousand). Members that already expired count 0 (DEL of a missing
+/// key). The script builds the session keys itself: fine on one Redis; a cluster layout must
+/// put a namespace's sessions in its index's hash slot (a hash tag on the namespace).
+const REMOVE_NAMESPACE_LUA: &str = r"
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local deleted = 0
+for i = 1, #ids, 1000 do
+  local batch = {}
+  for j = i, math.min(i + 999, #ids) do batch[#batch + 1] = ARGV[1] .. ids[j] end
+  deleted = deleted + redis.call('DEL', unpack(batch))
+end
+redis.call('DEL', KEYS[1])
+return deleted
+";
+
+/// The live ids of an index, by Redis's clock (see [`SAVE_LUA`]). KEYS[1]: the index.
+const LIST_NAMESPACE_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. string.format('%.6f', now), '+inf')
+";
+
+static SAVE: LazyLock<Script> = LazyLock::new(|| Script::new(SAVE_LUA));
+static REMOVE_NAMESPACE: LazyLock<Script> = LazyLock::new(|| Script::new(REMOVE_NAMESPACE_LUA));
+static LIST_NAMESPACE: LazyLock<Script> = LazyLock::new(|| Script::new(LIST_NAMESPACE_LUA));
+
+/// A [`SessionStore`] in one Redis (uapi's `AsyncRedisSessionStore`), in uapi's key layout so
+/// that a Python uapi service can share the sessions.
+///
+/// - A session is a JSON object of strings at `{prefix}{namespace}:s:{id}` whose TTL is the
+///   session's `max_age`, kept across updates. A namespace's index is the sorted set
+///   `{prefix}{namespace}:s` of ids scored by expiry time (Unix seconds, from Redis's clock).
+///   Namespaces that cannot appear raw in a cookie are percent-encoded; plain ones are as
+///   uapi writes them. Anonymous sessions (namespace `""`) are not indexed.
+/// - Every call is one round trip (`GET`; `SET ... XX KEEPTTL`; a Lua script through
+///   `EVALSHA`; `MULTI`/`EXEC`) and every write is atomic. After a Redis restart a script is
+///   loaded once more (`NOSCRIPT`, `SCRIPT LOAD`, `EVALSHA`).
+/// - Every call is bounded by [`with_timeout`](Self::with_timeout): a Redis that is down or
+///   stuck is a [`StoreError`], never a hang.
+/// - One multiplexed connection ([`ConnectionManager`]) pipelines concurrent calls and
+///   reconnects by itself when Redis comes back. Cloning the store is cheap and shares it.
+///
+/// Needs a Tokio runtime (with the time driver) and Redis 6.0 or newer (`KEEPTTL`).
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// use sessions::redis::{configure_async_sessions, AsyncSessionConfig, RedisStore};
+/// use sessions::App;
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let store = RedisStore::connect("redis://127.0.0.1:6379/")
+///         .await?
+///         .with_key_prefix("myapp:")
+///         .with_timeout(Duration::from_millis(500));
+///     let mut app = App::new();
+///     let sessions = configure_async_sessions(&mut app, store, AsyncSessionConfig::default());
+///     app.add_state(sessions);
+///     Ok(())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    keys: Arc<Keys>,
+    timeout: Duration,
+}
+
+impl RedisStore {
+    /// Connects to the Redis at `url` (`redis://[user:password@]host:port[/db]`).
+    ///
+    /// The connection is a [`ConnectionManager`] configured to fail fast and recover fast:
+    /// each connection attempt times out after 500 ms, and a reconnection tries 5 times,
+    /// 50 ms to 500 ms apart, after which the next call starts a new one. Responses have no
+    /// timeout of their own: the store's [`with_timeout`](Self::with_timeout) bounds every
+    /// call, including one waiting for a reconnection. The call that finds the connection
+    /// dead (after a Redis restart, say) fails, since its command may or may not have run, and
+    /// starts the reconnection; the calls after it use the new connection. Connecting itself
+    /// makes the same 5 attempts (about a second when nothing listens).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] if the URL is invalid or Redis cannot be reached now (the
+    /// first connection is made before this returns, so a misconfiguration shows at
+    /// start-up).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_response_timeout(None)
+            .set_min_delay(RECONNECT_MIN_DELAY)
+            .set_max_delay(RECONNECT_MAX_DELAY)
+            .set_exponent_base(2.0)
+            .set_number_of_retries(RECONNECT_RETRIES);
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unavailable)?;
+        Ok(Self::from_connection_manager(connection))
+    }
+
+    /// A store on a [`ConnectionManager`] you configured yourself (TLS, RESP3, other
+    /// reconnection settings).
+    pub fn from_connection_manager(connection: ConnectionManager) -> Self {
+        Self {
+            connection,
+            keys: Arc::new(Keys::new("")),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Prefixes every key this store reads or writes (sessions and indexes alike; uapi's
+    /// `clear_session` forgot it). Defaults to `""`, as uapi's `redis_key_prefix`.
+    #[must_use]
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.keys = Arc::new(Keys::new(prefix));
+        self
+    }
+
+    /// Bounds every call to Redis: a call that takes longer fails with
+    /// [`StoreError::Timeout`]. Defaults to 250 ms (uapi has none).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Runs one Redis call under the timeout.
+    async fn call<T>(
+        &self,
+        what: &'static str,
+        call: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => {
+                tracing::debug!(call = what, error = %err, "session store: Redis call failed");
+                Err(unavailable(err))
+            }
+            Err(_elapsed) => {
+                tracing::debug!(call = what, timeout = ?self.timeout, "session store: Redis timed out");
+                Err(StoreError::Timeout(self.timeout))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the ConnectionManager: its client's connection info may hold a password.
+        f.debug_struct("RedisStore")
+            .field("key_prefix", &self.keys.prefix())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(err: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(Box::new(err))
+}
+
+/// `max_age` in milliseconds for `PX`/`PEXPIRE`: at least 1 (Redis refuses 0) and at most
+/// what Redis accepts without overflowing.
+fn max_age_millis(max_age: Duration) -> u64 {
+    const MAX: u64 = i64::MAX as u64 / 1000;
+    u64::try_from(max_age.as_millis())
+        .unwrap_or(MAX)
+        .clamp(1, MAX)
+}
+
+fn flag(on: bool) -> &'static str {
+    if on {
+        "1"
+    } else {
+        "0"
+    }
+}
+
+impl SessionStore for RedisStore {
+    fn load<'a>(
+        &'a self,
+        namespace: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SessionData>, StoreError>> {
+        Box::pin(async move {
+            let key = self.keys.session_key(namespace, id);
+            let mut connection = self.connection.clone();
+            let cmd = redis::cmd("GET").arg(&key).clone();
+            let payload: Option<Vec<u8>> =
+                self.call("load", cmd.query_async(&mut connection)).await?;
+            let Some(payload) = payload else {
+                return Ok(None);
+            };
+            match serde_json::from_slice::<SessionData>(&payload) {
+                Ok(data) => Ok(Some(data)),
+                Err(err) => {
+                    // Never log a whole id: it is the bearer's credential.
+                    let id_start = id.get(..8).unwrap_or_default();
+                    tracing::warn!(
+                        namespace,
+                        id_start,
+                        error = %err,
+                        "session store: corrupt session payload, treated as no session"
+                    );
+                    Ok(None)
+                }
+            }
+        })
+    }
+
+    fn save<'a>(&'a self, op: SaveOp<'a>) -> BoxFuture<'a, Result<SaveOutcome, StoreError>> {
+        Box::pin(async move {
+            let key = self.keys.session_key(op.namespace, op.id);
+            let json =
+                serde_json::to_string(op.data).map_err(|e| StoreError::Unavailable(e.into()))?;
+            let mut connection = self.connection.clone();
+            if op.existing && op.replaces.is_none() {
+                // Update in place: keep the TTL, never recreate a session that is gone.
+                let cmd = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&json)
+                    .arg("XX")
+                    .arg("KEEPTTL")
+                    .clone();
+                let reply: Option<String> =
+                    self.call("save", cmd.query_async(&mut connection)).await?;
+                return Ok(if reply.is_some() {
+                    SaveOutcome::Saved
+                } else {
+                    SaveOutcome::Gone
+                });
+            }
+            let indexed = !op.existing && !op.namespace.is_empty();
+            let mut invocation = SAVE.key(&key);
+            if indexed {
+                invocation.key(self.keys.index_key(op.namespace));
+            }
+            let (old_id, old_indexed) = match op.replaces {
+                Some((old_namespace, old_id)) => {
+                    invocation.key(self.keys.session_key(old_namespace, old_id));
+                    let old_indexed = !old_namespace.is_empty();
+                    if old_indexed {
+                        invocation.key(self.keys.index_key(old_namespace));
+                    }
+                    (old_id, old_indexed)
+                }
+                None => ("", false),
+            };
+            invocation
+                .arg(&json)
+                .arg(max_age_millis(op.max_age))
+                .arg(op.id)
+                .arg(flag(op.existing))
+                .arg(flag(indexed))
+                .arg(old_id)
+                .arg(flag(old_indexed));
+            let written: i64 = self
+                .call("save", invocation.invoke_async(&mut connection))
+                .await?;
+            Ok(if written == 1 {
+                SaveOutcome::Saved
+            } else {
+                SaveOutcome::Gone
+            })
+        })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        namespace: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let key = self.keys.session_key(namespace, id);
+            let mut connection = self.connection.clone();
+            let mut pipe = redis::pipe();
+            pipe.del(&key);
+            if !namespace.is_empty() {
+                // One MULTI/EXEC: the key and its index entry go together.
+                pipe.atomic()
+                    .zrem(self.keys.index_key(namespace), id)
+                    .ignore();
+            }
+            let (deleted,): (u64,) = self
+                .call("remove", pipe.query_async(&mut connection))
+                .await?;
+            Ok(deleted > 0)
+        })
+    }
+
+    fn remove_namespace<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            if namespace.is_empty() {
+                return Ok(0);
+            }
+            let mut connection = self.connection.clone();
+            let mut invocation = REMOVE_NAMESPACE.key(self.keys.index_key(namespace));
+            invocation.arg(self.keys.session_key_prefix(namespace));
+            self.call("remove_namespace", invocation.invoke_async(&mut connection))
+                .await
+        })
+    }
+
+    fn list_namespace<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            if namespace.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut connection = self.connection.clone();
+            let invocation = LIST_NAMESPACE.key(self.keys.index_key(namespace));
+            self.call("list_namespace", invocation.invoke_async(&mut connection))
+                .await
+        })
+    }
+}

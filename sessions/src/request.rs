@@ -1,0 +1,202 @@
+//! [`RequestContext`]: one request as providers see it, and
+//! [`ResponseCookies`], the cookies queued for its response.
+
+use std::{
+    fmt,
+    sync::{Arc, Mutex, OnceLock, PoisonError},
+};
+
+use cookie::Cookie;
+use http::{header, request::Parts, Extensions, HeaderMap, HeaderValue, Method, Uri, Version};
+
+use crate::{Body, Response};
+
+/// One request, as providers see it while they inject a handler's parameters.
+///
+/// Custom [`Inject`](crate::Inject) implementations read from it; the query
+/// string and cookies are parsed once, on first use.
+pub struct RequestContext {
+    parts: Parts,
+    body: Option<Body>,
+    path: Vec<String>,
+    route_name: &'static str,
+    query: OnceLock<Vec<(String, String)>>,
+    cookies: OnceLock<Vec<(String, String)>>,
+    response_cookies: Option<ResponseCookies>,
+}
+
+impl fmt::Debug for RequestContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestContext")
+            .field("method", &self.parts.method)
+            .field("uri", &self.parts.uri)
+            .field("route_name", &self.route_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestContext {
+    pub(crate) fn new(
+        parts: Parts,
+        body: Body,
+        path: Vec<String>,
+        route_name: &'static str,
+    ) -> Self {
+        RequestContext {
+            parts,
+            body: Some(body),
+            path,
+            route_name,
+            query: OnceLock::new(),
+            cookies: OnceLock::new(),
+            response_cookies: None,
+        }
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &Method {
+        &self.parts.method
+    }
+
+    /// The request URI.
+    pub fn uri(&self) -> &Uri {
+        &self.parts.uri
+    }
+
+    /// The HTTP version.
+    pub fn version(&self) -> Version {
+        self.parts.version
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.parts.headers
+    }
+
+    /// The request extensions.
+    pub fn extensions(&self) -> &Extensions {
+        &self.parts.extensions
+    }
+
+    /// The request extensions, mutably: providers may cache per-request
+    /// values here.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.parts.extensions
+    }
+
+    /// The route's name (the handler's name unless overridden).
+    pub fn route_name(&self) -> &'static str {
+        self.route_name
+    }
+
+    /// The path parameter at `index` in the route pattern, percent-decoded.
+    /// Providers get the index from
+    /// [`Resolver::path_param`](crate::inject::Resolver::path_param).
+    pub fn path_param(&self, index: usize) -> Option<&str> {
+        self.path.get(index).map(String::as_str)
+    }
+
+    /// The first value of query parameter `name`, decoded.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        let pairs = self.query.get_or_init(|| {
+            self.parts.uri.query().map_or_else(Vec::new, |query| {
+                form_urlencoded::parse(query.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+        });
+        pairs
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The value of request cookie `name`, as sent (the first one when a
+    /// browser sends several with one name, which is the most specific).
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        let cookies = self.cookies.get_or_init(|| {
+            let mut cookies = Vec::new();
+            for value in self.parts.headers.get_all(header::COOKIE) {
+                let Ok(value) = value.to_str() else { continue };
+                for cookie in Cookie::split_parse(value).flatten() {
+                    cookies.push((cookie.name().to_owned(), cookie.value().to_owned()));
+                }
+            }
+            cookies
+        });
+        cookies
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Takes the request body; `None` once taken.
+    pub fn take_body(&mut self) -> Option<Body> {
+        self.body.take()
+    }
+
+    /// The cookies queued for this request's response. Session parameters
+    /// keep a handle to it so that `update_session` can queue a
+    /// `Set-Cookie` after the parameter was handed to the handler.
+    pub fn response_cookies(&mut self) -> ResponseCookies {
+        self.response_cookies
+            .get_or_insert_with(ResponseCookies::default)
+            .clone()
+    }
+
+    /// Adds the queued cookies to the response.
+    pub(crate) fn finish(self, response: &mut Response) {
+        if let Some(cookies) = self.response_cookies {
+            cookies.write_to(response.headers_mut());
+        }
+    }
+}
+
+/// The `Set-Cookie`s queued for one response. Cheap to clone: clones share
+/// the queue.
+#[derive(Clone, Default)]
+pub struct ResponseCookies(Arc<Mutex<Vec<Cookie<'static>>>>);
+
+impl fmt::Debug for ResponseCookies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cookies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_list()
+            .entries(cookies.iter().map(Cookie::name))
+            .finish()
+    }
+}
+
+impl ResponseCookies {
+    /// Queues a cookie, replacing one queued earlier with the same name,
+    /// path and domain (the browser would keep only the last one anyway).
+    pub fn set(&self, cookie: Cookie<'static>) {
+        let mut cookies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        cookies.retain(|queued| {
+            queued.name() != cookie.name()
+                || queued.path() != cookie.path()
+                || queued.domain() != cookie.domain()
+        });
+        cookies.push(cookie);
+    }
+
+    /// The queued cookies, for tests and middleware.
+    pub fn get(&self, name: &str) -> Option<Cookie<'static>> {
+        let cookies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        cookies.iter().rev().find(|c| c.name() == name).cloned()
+    }
+
+    fn write_to(&self, headers: &mut HeaderMap) {
+        let cookies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for cookie in cookies.iter() {
+            match HeaderValue::try_from(cookie.to_string()) {
+                Ok(value) => {
+                    headers.append(header::SET_COOKIE, value);
+                }
+                Err(_) => tracing::error!(
+                    name = cookie.name(),
+                    "a queued cookie is not a valid header value"
+                ),
+            }
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! Signed-cookie sessions: [`Session`] and [`configure_secure_sessions`],
+//! uapi's `uapi.sessions` with its cookie format, and hardened.
+
+pub(crate) mod signer;
+
+use std::{
+    collections::HashMap,
+    fmt,
+    ops::{Deref, DerefMut},
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+pub use self::signer::Digest;
+use self::signer::Signer;
+use crate::{
+    inject::{Inject, Param, Provider, ResolveError, Resolver},
+    store::SessionData,
+    App, CookieSettings, Error, RequestContext, ResponseCookies,
+};
+
+/// The largest cookie (name, value and attributes) a session writes: 4096
+/// bytes, what browsers keep. Larger is an [`Error::CookieTooLarge`].
+pub const MAX_COOKIE_SIZE: usize = 4096;
+
+/// uapi's default server-side age limit and cookie `Max-Age`: 31 days.
+const DEFAULT_MAX_AGE: Duration = Duration::from_secs(2_678_400);
+
+/// A signed-cookie session configuration: uapi's
+/// `configure_secure_sessions` arguments, with its defaults, and more.
+///
+/// # Examples
+///
+/// ```
+/// use sessions::{configure_secure_sessions, App, Digest, SecureSessionConfig};
+///
+/// let mut app = App::new();
+/// configure_secure_sessions(
+///     &mut app,
+///     SecureSessionConfig::new("a secret key of at least 32 bytes!")
+///         .digest(Digest::Sha1) // to share cookies with a Python uapi/Flask app
+///         .fallback_keys(["the previous secret key, still accepted"]),
+/// );
+/// ```
+#[derive(Clone)]
+pub struct SecureSessionConfig {
+    secret_key: Vec<u8>,
+    fallback_keys: Vec<Vec<u8>>,
+    cookie_name: String,
+    salt: String,
+    settings: CookieSettings,
+    max_age: Duration,
+    digest: Digest,
+    param_name: String,
+}
+
+impl fmt::Debug for SecureSessionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecureSessionConfig")
+            .field("secret_key", &"<redacted>")
+            .field("fallback_keys", &self.fallback_keys.len())
+            .field("cookie_name", &self.cookie_name)
+            .field("salt", &self.salt)
+            .field("settings", &self.settings)
+            .field("max_age", &self.max_age)
+            .field("digest", &self.digest)
+            .field("param_name", &self.param_name)
+            .finish()
+    }
+}
+
+impl SecureSessionConfig {
+    /// A configuration signing with `secret_key` and uapi's defaults:
+    /// cookie `session`, salt `cookie-session`, cookie settings with a
+    /// `Max-Age` of 31 days, parameter name `session`.
+    ///
+    /// Use at least 32 random bytes; a shorter key logs a warning when the
+    /// sessions are configured.
+    pub fn new(secret_key: impl AsRef<[u8]>) -> Self {
+        SecureSessionConfig {
+            secret_key: secret_key.as_ref().to_vec(),
+            fallback_keys: Vec::new(),
+            cookie_name: "session".into(),
+            salt: "cookie-session".into(),
+            settings: CookieSettings {
+                max_age: Some(DEFAULT_MAX_AGE),
+                ..CookieSettings::default()
+            },
+            max_age: DEFAULT_MAX_AGE,
+            digest: Digest::default(),
+            param_name: "session".into(),
+        }
+    }
+
+    /// Older keys that still verify, newest first, for key rotation: new
+    /// cookies are always signed with the current key. Defaults to none
+    /// (uapi has no rotation).
+    #[must_use]
+    pub fn fallback_keys<I, K>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<[u8]>,
+    {
+        self.fallback_keys = keys.into_iter().map(|k| k.as_ref().to_vec()).collect();
+        self
+    }
+
+    /// The cookie name. Defaults to `session`, as uapi's `cookie_name`.
+    #[must_use]
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// The signing salt. Defaults to `cookie-session`, as uapi's `salt`
+    /// (and Flask's).
+    #[must_use]
+    pub fn salt(mut self, salt: impl Into<String>) -> Self {
+        self.salt = salt.into();
+        self
+    }
+
+    /// The cookie attributes. Defaults to [`CookieSettings::default`] with
+    /// a `Max-Age` of 31 days, as uapi's `settings`.
+    #[must_use]
+    pub fn settings(mut self, settings: CookieSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The oldest a cookie may be, checked on the server from its signed
+    /// timestamp whatever the browser does (uapi never checks). Defaults to
+    /// 31 days.
+    #[must_use]
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// The HMAC digest. Defaults to [`Digest::Sha256`]; choose
+    /// [`Digest::Sha1`] to share cookies with a Python uapi or Flask app.
+    #[must_use]
+    pub fn digest(mut self, digest: Digest) -> Self {
+        self.digest = digest;
+        self
+    }
+
+    /// The handler parameter name the session is injected by. Defaults to
+    /// `session`, as uapi's `session_arg_param_name`. Two configurations
+    /// with two names (and two cookie names) can live in one app.
+    #[must_use]
+    pub fn session_arg_param_name(mut self, name: impl Into<String>) -> Self {
+        self.param_name = name.into();
+        self
+    }
+}
+
+/// One configuration, ready to sign and verify.
+struct Secure {
+    signer: Signer,
+    cookie_name: String,
+    settings: CookieSettings,
+    max_age: u64,
+}
+
+/// The configurations of an app, by parameter name.
+#[derive(Default)]
+struct SecureConfigs {
+    by_param: HashMap<String, Arc<Secure>>,
+    /// (secret, salt, digest) of each configuration, to refuse look-alikes.
+    keys: Vec<(Vec<u8>, String, String)>,
+}
+
+/// Adds a signed-cookie session configuration to `app`, injected into
+/// `Session` parameters named after
+/// [`session_arg_param_name`](SecureSessionConfig::session_arg_param_name)
+/// (uapi's `configure_secure_sessions`).
+///
+/// These mistakes are reported when the app is built, so it does not
+/// start: two configurations with the same parameter name or cookie name,
+/// or sharing a secret key and salt (a cookie of one would pass as the
+/// other). A key shorter than 32 bytes logs a warning now.
+///
+/// # Examples
+///
+/// ```
+/// use sessions::{configure_secure_sessions, handler, App, SecureSessionConfig, Session};
+///
+/// #[handler]
+/// async fn index(session: Session) -> String {
+///     session.get("user_id").cloned().unwrap_or_else(|| "naughty!".into())
+/// }
+///
+/// let mut app = App::new();
+/// app.get("/", index);
+/// configure_secure_sessions(&mut app, SecureSessionConfig::new("a secret key of at least 32 bytes!"));
+/// assert!(app.build().is_ok());
+/// ```
+pub fn configure_secure_sessions(app: &mut App, config: SecureSessionConfig) {
+    let what = format!("signed-cookie sessions `{}`", config.param_name);
+    if config.secret_key.len() < 32 {
+        tracing::warn!(
+            param = %config.param_name,
+            len = config.secret_key.len(),
+            "the secret key of signed-cookie sessions is shorter than 32 bytes; use at least 32 random bytes"
+        );
+    }
+    let mut problems = Vec::new();
+    {
+        let configs = app.registry.config_mut::<SecureConfigs>();
+        if configs.by_param.contains_key(&config.param_name) {
+            problems.push((
+                format!(
+                    "the parameter name `{}` is configured twice",
+                    config.param_name
+                ),
+                "give each configuration its own `session_arg_param_name`".to_owned(),
+            ));
+        }
+        if configs
+            .by_param
+            .values()
+            .any(|c| c.cookie_name == config.cookie_name)
+        {
+            problems.push((
+                format!(
+                    "the cookie name `{}` is used by two configurations",
+                    config.cookie_name
+                ),
+                "give each configuration its own `cookie_name`".to_owned(),
+            ));
+        }
+        let mut all_keys = vec![config.secret_key.clone()];
+        all_keys.extend(config.fallback_keys.iter().cloned());
+        let shares = configs
+            .keys
+            .iter()
+            .any(|(key, salt, _)| *salt == config.salt && all_keys.iter().any(|k| k == key));
+        if shares {
+            problems.push((
+                "two configurations share a secret key and salt, so a cookie of one would pass as the other".to_owned(),
+                "give each configuration its own `salt` (or secret key)".to_owned(),
+            ));
+        }
+        for key in all_keys {
+            configs
+                .keys
+                .push((key, config.salt.clone(), config.param_name.clone()));
+        }
+        let fallbacks: Vec<&[u8]> = config.fallback_keys.iter().map(Vec::as_slice).collect();
+        let secure = Secure {
+            signer: Signer::new(
+                config.digest,
+                config.salt.as_bytes(),
+                &config.secret_key,
+                &fallbacks,
+            ),
+            cookie_name: config.cookie_name,
+            settings: config.settings,
+            max_age: config.max_age.as_secs(),
+        };
+        configs
+            .by_param
+            .entry(config.param_name)
+            .or_insert_with(|| Arc::new(secure));
+    }
+    for (message, fix) in problems {
+        app.add_problem(&what, message, Some(fix));
+    }
+}
+
+/// A signed-cookie session: a map of `String` to `String` (uapi's
+/// `Session`), read from the request's cookie and written back by
+/// [`update_session`](Session::update_session).
+///
+/// A missing, tampered, truncated, wrongly keyed, expired, malformed or
+/// oversized cookie is an empty (anonymous) session, logged with the reason;
+/// never an error response.
+///
+/// # Examples
+///
+/// ```
+/// use sessions::{handler, Created, Session};
+///
+/// #[handler]
+/// async fn login(username: String, mut session: Session) -> sessions::Result<Created<()>> {
+///     session.insert("user_id".into(), username);
+///     session.update_session()?;
+///     Ok(Created(()))
+/// }
+/// ```
+pub struct Session {
+    data: SessionData,
+    config: Arc<Secure>,
+    cookies: ResponseCookies,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("cookie", &self.config.cookie_name)
+            .field("keys", &self.data.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Deref for Session {
+    type Target = SessionData;
+
+    fn deref(&self) -> &SessionData {
+        &self.data
+    }
+}
+
+impl DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut SessionData {
+        &mut self.data
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Session {
+    /// Persists the current contents: queues a `Set-Cookie` with the signed
+    /// session, which is attached to the handler's response. An empty
+    /// session deletes the cookie instead.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CookieTooLarge`] when the cookie would be over
+    /// [`MAX_COOKIE_SIZE`] bytes, which browsers silently drop.
+    pub fn update_session(&self) -> crate::Result<()> {
+        if self.data.is_empty() {
+            self.cookies
+                .set(self.config.settings.removal(&self.config.cookie_name));
+            return Ok(());
+        }
+        let json = serde_json::to_vec(&self.data)?;
+        let token = self.config.signer.sign(&json, now());
+        let cookie = self.config.settings.cookie(&self.config.cookie_name, token);
+        let size = cookie.to_string().len();
+        if size > MAX_COOKIE_SIZE {
+            return Err(Error::CookieTooLarge {
+                name: self.config.cookie_name.clone(),
+                size,
+                limit: MAX_COOKIE_SIZE,
+            });
+        }
+        self.cookies.set(cookie);
+        Ok(())
+    }
+
+    /// Empties the session and deletes its cookie (with the configured
+    /// `Path` and `Domain`).
+    pub fn clear_session(&mut self) {
+        self.data.clear();
+        self.cookies
+            .set(self.config.settings.removal(&self.config.cookie_name));
+    }
+
+    fn load(config: &Secure, cx: &RequestContext) -> SessionData {
+        let Some(value) = cx.cookie(&config.cookie_name) else {
+            return SessionData::new();
+        };
+        if value.len() > MAX_COOKIE_SIZE {
+            tracing::info!(cookie = %config.cookie_name, len = value.len(), "session cookie refused: oversized");
+            return SessionData::new();
+        }
+        let json = match config.signer.verify(value, now(), Some(config.max_age)) {
+            Ok(json) => json,
+            Err(reason) => {
+                tracing::info!(cookie = %config.cookie_name, %reason, "session cookie refused");
+                return SessionData::new();
+            }
+        };
+        match serde_json::from_slice::<SessionData>(&json) {
+            Ok(data) => data,
+            Err(error) => {
+                tracing::info!(cookie = %config.cookie_name, %error, "session cookie refused: not a JSON object of strings");
+                SessionData::new()
+            }
+        }
+    }
+}
+
+impl Inject for Session {
+    fn resolve(param: Param, resolver: &mut Resolver<'_>) -> Result<Provider<Self>, ResolveError> {
+        let configs = resolver.config::<SecureConfigs>();
+        let Some(config) = configs.and_then(|c| c.by_param.get(param.name)).cloned() else {
+            let names: Vec<String> = configs
+                .map(|c| c.by_param.keys().cloned().collect())
+                .unwrap_or_default();
+            return Err(ResolveError::new(format!(
+                "no signed-cookie session is configured for the parameter name `{}`",
+                param.name
+            ))
+            .with_fix(format!(
+                "call `configure_secure_sessions(&mut app, SecureSessionConfig::new(secret_key){})` before building the app",
+                if param.name == "session" {
+                    String::new()
+                } else {
+                    format!(".session_arg_param_name(\"{}\")", param.name)
+                }
+            ))
+            .with_candidates(names));
+        };
+        Ok(Provider::from_fn(move |cx| {
+            let data = Session::load(&config, cx);
+            Ok(Session {
+                data,
+                config: config.clone(),
+                cookies: cx.response_cookies(),
+            })
+        }))
+    }
+}

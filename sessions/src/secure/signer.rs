@@ -1,0 +1,931 @@
+//! The signed-cookie token codec: itsdangerous' `URLSafeTimedSerializer`, bit for bit.
+//!
+//! A token is
+//!
+//! ```text
+//! [ "." if zlib-compressed ] b64(json) "." b64(timestamp) "." b64(HMAC(key, everything before the last "."))
+//! ```
+//!
+//! where `b64` is unpadded base64url, the timestamp is the big-endian Unix time in
+//! seconds with its leading zero bytes stripped, and
+//! `key = DIGEST(salt + b"signer" + secret_key)` (itsdangerous' "django-concat" key
+//! derivation). The payload is compressed with `zlib.compress` (level 6) only when that
+//! saves at least two bytes, exactly as itsdangerous does, so that a token written here
+//! is byte-identical to the one itsdangerous writes for the same JSON text, keys, salt
+//! and timestamp.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+use sha2::{Digest as _, Sha256};
+
+/// The HMAC digest of signed-cookie sessions.
+///
+/// The default is [`Digest::Sha256`], the modern choice: HMAC-SHA1 is not broken as a
+/// MAC, but SHA-256 spares you security audits that flag any use of SHA-1.
+///
+/// [`Digest::Sha1`] is itsdangerous' default and what uapi and Flask use: choose it to
+/// share session cookies with a Python uapi or Flask service that has the same secret
+/// key and salt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Digest {
+    /// HMAC-SHA1: itsdangerous' default, used by uapi and Flask.
+    Sha1,
+    /// HMAC-SHA256. The default.
+    #[default]
+    Sha256,
+}
+
+/// Longest token [`Signer::verify`] looks at (bytes); a longer one is refused before any
+/// cryptography.
+pub(crate) const MAX_TOKEN_LEN: usize = 8192;
+
+/// Most bytes a compressed payload may inflate to; more is refused as a bad payload.
+const MAX_DECOMPRESSED_LEN: usize = 64 * 1024;
+
+/// Most bytes of a decoded timestamp (a `u64`).
+const MAX_TIMESTAMP_LEN: usize = 8;
+
+/// Why a token was refused. Every variant means "no session" to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BadToken {
+    /// The token is longer than [`MAX_TOKEN_LEN`].
+    #[error("token too long")]
+    TooLong,
+    /// The token does not have the shape of a signed token.
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    /// No key produced this signature.
+    #[error("bad signature")]
+    BadSignature,
+    /// The token is older than the allowed maximum age.
+    #[error("token expired: age {age} s > max age {max_age} s")]
+    Expired {
+        /// Seconds since the token was signed.
+        age: u64,
+        /// The largest age allowed.
+        max_age: u64,
+    },
+    /// The token was signed after `now`.
+    #[error("token signed {ahead} s in the future")]
+    FromTheFuture {
+        /// Seconds between `now` and the token's timestamp.
+        ahead: u64,
+    },
+    /// The signed payload could not be decoded.
+    #[error("bad payload: {0}")]
+    BadPayload(&'static str),
+}
+
+/// One derived key, kept as the keyed HMAC state so that signing and verifying only
+/// clone it.
+#[derive(Clone)]
+enum KeyedMac {
+    Sha1(Hmac<Sha1>),
+    Sha256(Hmac<Sha256>),
+}
+
+impl KeyedMac {
+    /// Derives `DIGEST(salt + b"signer" + secret)` and keys an HMAC with it.
+    fn new(digest: Digest, salt: &[u8], secret: &[u8]) -> Self {
+        match digest {
+            Digest::Sha1 => {
+                let key = Sha1::new()
+                    .chain_update(salt)
+                    .chain_update(b"signer")
+                    .chain_update(secret)
+                    .finalize();
+                Self::Sha1(
+                    <Hmac<Sha1> as KeyInit>::new_from_slice(&key)
+                        .expect("HMAC takes keys of any length"),
+                )
+            }
+            Digest::Sha256 => {
+                let key = Sha256::new()
+                    .chain_update(salt)
+                    .chain_update(b"signer")
+                    .chain_update(secret)
+                    .finalize();
+                Self::Sha256(
+                    <Hmac<Sha256> as KeyInit>::new_from_slice(&key)
+                        .expect("HMAC takes keys of any length"),
+                )
+            }
+        }
+    }
+
+    /// The HMAC of `value`.
+    fn sign(&self, value: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Sha1(mac) => mac
+                .clone()
+                .chain_update(value)
+                .finalize()
+                .into_bytes()
+                .to_vec(),
+            Self::Sha256(mac) => mac
+                .clone()
+                .chain_update(value)
+                .finalize()
+                .into_bytes()
+                .to_vec(),
+        }
+    }
+
+    /// Whether `signature` is the full-length HMAC of `value`, in constant time.
+    fn verify(&self, value: &[u8], signature: &[u8]) -> bool {
+        match self {
+            Self::Sha1(mac) => mac
+                .clone()
+                .chain_update(value)
+                .verify_slice(signature)
+                .is_ok(),
+            Self::Sha256(mac) => mac
+                .clone()
+                .chain_update(value)
+                .verify_slice(signature)
+                .is_ok(),
+        }
+    }
+}
+
+/// Signs and verifies session tokens in itsdangerous' `URLSafeTimedSerializer` format.
+///
+/// The keys are derived once, in [`Signer::new`]. The current key signs; the fallback
+/// keys (older ones, kept during a key rotation) only verify. `Debug` shows the digest
+/// and the number of keys, never key material.
+#[derive(Clone)]
+pub(crate) struct Signer {
+    digest: Digest,
+    /// The current key first, then the fallbacks in order. Never empty.
+    keys: Vec<KeyedMac>,
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signer")
+            .field("digest", &self.digest)
+            .field("fallback_keys", &(self.keys.len() - 1))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// A signer whose `current` secret key signs and whose `fallbacks` (older keys) only
+    /// verify. Verification tries `current` first, then `fallbacks` in order.
+    pub(crate) fn new(digest: Digest, salt: &[u8], current: &[u8], fallbacks: &[&[u8]]) -> Self {
+        let keys = std::iter::once(current)
+            .chain(fallbacks.iter().copied())
+            .map(|secret| KeyedMac::new(digest, salt, secret))
+            .collect();
+        Self { digest, keys }
+    }
+
+    /// Signs compact JSON bytes (already serialized by the caller) at `timestamp` (Unix
+    /// seconds) with the current key.
+    ///
+    /// The JSON is zlib-compressed exactly like itsdangerous does it, so that the token is
+    /// byte-identical to itsdangerous' for the same JSON text, keys, salt and timestamp.
+    pub(crate) fn sign(&self, json: &[u8], timestamp: u64) -> String {
+        // itsdangerous: `if len(compressed) < (len(json) - 1)`.
+        let compressed = compress(json).filter(|c| c.len() + 1 < json.len());
+        let (payload, is_compressed) = match &compressed {
+            Some(compressed) => (compressed.as_slice(), true),
+            None => (json, false),
+        };
+        let ts = timestamp.to_be_bytes();
+        let ts = &ts[ts.iter().take_while(|&&b| b == 0).count()..];
+
+        let mut token = String::with_capacity(2 + payload.len() * 4 / 3 + 16 + 48);
+        if is_compressed {
+            token.push('.');
+        }
+        URL_SAFE_NO_PAD.encode_string(payload, &mut token);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(ts, &mut token);
+        let signature = self.keys[0].sign(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        token
+    }
+
+    /// Verifies `token` and returns its JSON bytes (decompressed when the token starts
+    /// with `.`).
+    ///
+    /// `now` is Unix seconds. With `max_age = Some(m)`, the age `now - timestamp` must be
+    /// in `0..=m`: a timestamp in the future is refused, as itsdangerous refuses a
+    /// negative age. The signature is checked (in constant time, against each key in
+    /// turn) before the timestamp or the payload are looked at.
+    pub(crate) fn verify(
+        &self,
+        token: &str,
+        now: u64,
+        max_age: Option<u64>,
+    ) -> Result<Vec<u8>, BadToken> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(BadToken::TooLong);
+        }
+        let (value, signature) = token
+            .rsplit_once('.')
+            .ok_or(BadToken::Malformed("no signature separator"))?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| BadToken::Malformed("signature is not base64url"))?;
+        if !self
+            .keys
+            .iter()
+            .any(|key| key.verify(value.as_bytes(), &signature))
+        {
+            return Err(BadToken::BadSignature);
+        }
+
+        let (payload, timestamp) = value
+            .rsplit_once('.')
+            .ok_or(BadToken::Malformed("no timestamp separator"))?;
+        let timestamp = decode_timestamp(timestamp)?;
+        if let Some(max_age) = max_age {
+            match now.checked_sub(timestamp) {
+                None => {
+                    return Err(BadToken::FromTheFuture {
+                        ahead: timestamp - now,
+                    })
+                }
+                Some(age) if age > max_age => return Err(BadToken::Expired { age, max_age }),
+                Some(_) => {}
+            }
+        }
+
+        let (payload, is_compressed) = match payload.strip_prefix('.') {
+            Some(rest) => (rest, true),
+            None => (payload, false),
+        };
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| BadToken::BadPayload("payload is not base64url"))?;
+        if is_compressed {
+            decompress(&payload)
+        } else {
+            Ok(payload)
+        }
+    }
+}
+
+/// Decodes a base64url big-endian timestamp of at most eight bytes.
+fn decode_timestamp(text: &str) -> Result<u64, BadToken> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| BadToken::Malformed("timestamp is not base64url"))?;
+    if bytes.len() > MAX_TIMESTAMP_LEN {
+        return Err(BadToken::Malformed("timestamp too large"));
+    }
+    Ok(bytes.iter().fold(0, |n, &b| (n << 8) | u64::from(b)))
+}
+
+/// `zlib.compress(data)`: one zlib stream at the default level (6), all input at once
+/// with `Z_FINISH`, as CPython does it. `None` only if the backend fails, which it does
+/// not for a stream in memory.
+fn compress(data: &[u8]) -> Option<Vec<u8>> {
+    let mut deflater = Compress::new(Compression::new(6), true);
+    // More than zlib's `deflateBound`, so one call normally finishes the stream.
+    let mut out = Vec::with_capacity(data.len() + data.len() / 1024 + 64);
+    loop {
+        let consumed = usize::try_from(deflater.total_in()).ok()?;
+        let status = deflater
+            .compress_vec(data.get(consumed..)?, &mut out, FlushCompress::Finish)
+            .ok()?;
+        match status {
+            Status::StreamEnd => return Some(out),
+            Status::Ok | Status::BufError => out.reserve(out.capacity().max(64)),
+        }
+    }
+}
+
+/// Inflates a complete zlib stream to at most [`MAX_DECOMPRESSED_LEN`] bytes.
+fn decompress(data: &[u8]) -> Result<Vec<u8>, BadToken> {
+    let mut inflater = Decompress::new(true);
+    let mut out = Vec::with_capacity(
+        data.len()
+            .saturating_mul(4)
+            .clamp(64, MAX_DECOMPRESSED_LEN + 1),
+    );
+    loop {
+        let consumed = usize::try_from(inflater.total_in()).unwrap_or(usize::MAX);
+        let input = data.get(consumed..).unwrap_or_default();
+        let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
+        let status = inflater
+            .decompress_vec(input, &mut out, FlushDecompress::None)
+            .map_err(|_| BadToken::BadPayload("corrupt zlib stream"))?;
+        if out.len() > MAX_DECOMPRESSED_LEN {
+            return Err(BadToken::BadPayload("decompressed payload too large"));
+        }
+        match status {
+            Status::StreamEnd => return Ok(out),
+            Status::Ok | Status::BufError => {
+                if out.len() == out.capacity() {
+                    // Room to spare: one byte past the limit tells "too large" apart.
+                    let room = (MAX_DECOMPRESSED_LEN + 1 - out.len()).min(out.len().max(64));
+                    out.reserve_exact(room);
+                } else if inflater.total_in() == in_before && inflater.total_out() == out_before {
+                    return Err(BadToken::BadPayload("truncated zlib stream"));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    const VECTORS: &str = include_str!("../../tests/vectors/itsdangerous.json");
+
+    /// One case of the itsdangerous vectors.
+    struct Case {
+        kind: String,
+        signer: Signer,
+        token: String,
+        json: Vec<u8>,
+        timestamp: Option<u64>,
+        now: Option<u64>,
+        max_age: Option<u64>,
+        compressed: Option<bool>,
+        label: String,
+        /// The rotation vector signed with `old-key`, not with the last (current) key.
+        signed_before_rotation: bool,
+        secret_keys: Vec<String>,
+        salt: String,
+        digest: Digest,
+    }
+
+    fn digest_of(name: &str) -> Digest {
+        match name {
+            "sha1" => Digest::Sha1,
+            "sha256" => Digest::Sha256,
+            other => panic!("unknown digest {other}"),
+        }
+    }
+
+    /// The itsdangerous key list (last key signs) as a `Signer`.
+    fn signer_for(digest: Digest, salt: &str, secret_keys: &[String]) -> Signer {
+        let (current, older) = secret_keys.split_last().expect("at least one key");
+        let fallbacks: Vec<&[u8]> = older.iter().rev().map(|k| k.as_bytes()).collect();
+        Signer::new(digest, salt.as_bytes(), current.as_bytes(), &fallbacks)
+    }
+
+    fn cases() -> Vec<Case> {
+        let doc: Value = serde_json::from_str(VECTORS).expect("vectors parse");
+        doc["cases"]
+            .as_array()
+            .expect("cases")
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let secret_keys: Vec<String> = c["secret_keys"]
+                    .as_array()
+                    .expect("secret_keys")
+                    .iter()
+                    .map(|k| k.as_str().expect("key").to_owned())
+                    .collect();
+                let salt = c["salt"].as_str().expect("salt").to_owned();
+                let digest = digest_of(c["digest"].as_str().expect("digest"));
+                let kind = c["kind"].as_str().expect("kind").to_owned();
+                let token = c["token"].as_str().expect("token").to_owned();
+                let label = format!(
+                    "case {i} ({kind}, {}, {salt}, {:?}): {token}",
+                    c["digest"],
+                    c.get("why").or_else(|| c.get("note")),
+                );
+                let note = c["note"].as_str().unwrap_or_default();
+                Case {
+                    signed_before_rotation: note.starts_with("signed with old-key"),
+                    signer: signer_for(digest, &salt, &secret_keys),
+                    json: serde_json::to_vec(&c["payload"]).expect("payload"),
+                    timestamp: c["timestamp"].as_u64(),
+                    now: c["now"].as_u64(),
+                    max_age: c["max_age"].as_u64(),
+                    compressed: c["compressed"].as_bool(),
+                    kind,
+                    token,
+                    label,
+                    secret_keys,
+                    salt,
+                    digest,
+                }
+            })
+            .collect()
+    }
+
+    fn of_kind(kind: &str) -> Vec<Case> {
+        let cases: Vec<Case> = cases().into_iter().filter(|c| c.kind == kind).collect();
+        assert!(!cases.is_empty(), "no {kind} vectors");
+        cases
+    }
+
+    #[test]
+    fn vectors_have_the_expected_cases() {
+        let cases = cases();
+        assert_eq!(cases.len(), 36);
+        assert_eq!(of_kind("valid").len(), 22);
+        assert_eq!(of_kind("invalid").len(), 12);
+        assert_eq!(of_kind("expired").len(), 2);
+    }
+
+    #[test]
+    fn reads_every_valid_vector() {
+        for case in of_kind("valid") {
+            let ts = case.timestamp.expect("timestamp");
+            let json = case
+                .signer
+                .verify(&case.token, ts, None)
+                .unwrap_or_else(|e| panic!("{}: {e}", case.label));
+            assert_eq!(json, case.json, "{}", case.label);
+            // Also within a max age, at signing time and a little later.
+            assert_eq!(
+                case.signer.verify(&case.token, ts, Some(0)).as_ref(),
+                Ok(&json)
+            );
+            assert_eq!(case.signer.verify(&case.token, ts + 60, Some(60)), Ok(json));
+            if let Some(compressed) = case.compressed {
+                assert_eq!(case.token.starts_with('.'), compressed, "{}", case.label);
+            }
+        }
+    }
+
+    #[test]
+    fn writes_identical_tokens_for_valid_vectors() {
+        let (mut compressed, mut written) = (0, 0);
+        for case in of_kind("valid") {
+            let ts = case.timestamp.expect("timestamp");
+            let token = if case.signed_before_rotation {
+                // Made with the old key before it was rotated out: sign as it was then.
+                let signer = Signer::new(case.digest, case.salt.as_bytes(), b"old-key", &[]);
+                signer.sign(&case.json, ts)
+            } else {
+                case.signer.sign(&case.json, ts)
+            };
+            assert_eq!(token, case.token, "{}", case.label);
+            compressed += usize::from(token.starts_with('.'));
+            written += 1;
+        }
+        assert_eq!(written, 22);
+        assert_eq!(compressed, 8, "the vectors exercise compression");
+    }
+
+    #[test]
+    fn refuses_every_invalid_vector() {
+        for case in of_kind("invalid") {
+            let now = case.now.expect("now");
+            let result = case.signer.verify(&case.token, now, None);
+            assert!(result.is_err(), "{}: {result:?}", case.label);
+            assert!(case
+                .signer
+                .verify(&case.token, now, Some(u64::MAX))
+                .is_err());
+        }
+    }
+
+    #[test]
+    fn refuses_expired_vectors() {
+        let expired = of_kind("expired");
+        for case in &expired {
+            let result = case
+                .signer
+                .verify(&case.token, case.now.expect("now"), case.max_age);
+            assert!(result.is_err(), "{}: {result:?}", case.label);
+        }
+        let (stale, future) = (&expired[0], &expired[1]);
+        let now = stale.now.expect("now");
+        assert_eq!(
+            stale.signer.verify(&stale.token, now, Some(3600)),
+            Err(BadToken::Expired {
+                age: 3601,
+                max_age: 3600
+            })
+        );
+        assert_eq!(
+            stale.signer.verify(&stale.token, now, Some(3602)),
+            Ok(br#"{"user_id":"stale"}"#.to_vec())
+        );
+        assert_eq!(
+            stale.signer.verify(&stale.token, now, Some(3601)),
+            Ok(br#"{"user_id":"stale"}"#.to_vec()),
+            "an age equal to max_age is still valid"
+        );
+        assert_eq!(
+            future.signer.verify(&future.token, now, Some(3600)),
+            Err(BadToken::FromTheFuture { ahead: 600 })
+        );
+        assert_eq!(
+            future.signer.verify(&future.token, now, Some(u64::MAX)),
+            Err(BadToken::FromTheFuture { ahead: 600 })
+        );
+        // Without a max age, the signature alone decides.
+        assert!(future.signer.verify(&future.token, now, None).is_ok());
+        assert!(stale.signer.verify(&stale.token, now, None).is_ok());
+    }
+
+    #[test]
+    fn rotation_signs_with_current_key() {
+        let cases = of_kind("valid");
+        let rotated = cases
+            .iter()
+            .find(|c| {
+                c.secret_keys == ["old-key", "new-key"] && c.json == br#"{"user_id":"rotated"}"#
+            })
+            .expect("rotation vector");
+        let ts = rotated.timestamp.expect("timestamp");
+        assert_eq!(rotated.signer.sign(&rotated.json, ts), rotated.token);
+        // "must verify with key list [old-key, new-key] and with [new-key] alone"
+        let new_only = Signer::new(rotated.digest, rotated.salt.as_bytes(), b"new-key", &[]);
+        assert_eq!(new_only.sign(&rotated.json, ts), rotated.token);
+        assert_eq!(
+            new_only.verify(&rotated.token, ts, None),
+            Ok(rotated.json.clone())
+        );
+        assert_eq!(
+            rotated.signer.verify(&rotated.token, ts, None),
+            Ok(rotated.json.clone())
+        );
+        // The old key alone does not know it.
+        let old_only = Signer::new(rotated.digest, rotated.salt.as_bytes(), b"old-key", &[]);
+        assert_eq!(
+            old_only.verify(&rotated.token, ts, None),
+            Err(BadToken::BadSignature)
+        );
+    }
+
+    #[test]
+    fn verifies_with_fallback_key() {
+        let cases = of_kind("valid");
+        let old = cases
+            .iter()
+            .find(|c| c.secret_keys == ["old-key", "new-key"] && c.json == br#"{"user_id":"old"}"#)
+            .expect("old-key vector");
+        let ts = old.timestamp.expect("timestamp");
+        assert_eq!(
+            old.signer.verify(&old.token, ts, None),
+            Ok(old.json.clone())
+        );
+        // Fallbacks are tried in order, after the current key.
+        let many = Signer::new(
+            old.digest,
+            old.salt.as_bytes(),
+            b"newest",
+            &[b"new-key", b"unrelated", b"old-key"],
+        );
+        assert_eq!(many.verify(&old.token, ts, None), Ok(old.json.clone()));
+        // Without the fallback it is refused; re-signing uses the current key.
+        let new_only = Signer::new(old.digest, old.salt.as_bytes(), b"new-key", &[]);
+        assert_eq!(
+            new_only.verify(&old.token, ts, None),
+            Err(BadToken::BadSignature)
+        );
+        let resigned = old.signer.sign(&old.json, ts);
+        assert_ne!(resigned, old.token);
+        assert_eq!(new_only.verify(&resigned, ts, None), Ok(old.json.clone()));
+    }
+
+    #[test]
+    fn refuses_truncated_signature() {
+        let signer = Signer::new(Digest::Sha256, b"cookie-session", b"test", &[]);
+        let token = signer.sign(br#"{"user_id":"x"}"#, 1_764_000_000);
+        let (value, signature) = token.rsplit_once('.').unwrap();
+        for cut in 0..signature.len() {
+            let truncated = format!("{value}.{}", &signature[..cut]);
+            assert!(
+                signer.verify(&truncated, 1_764_000_000, None).is_err(),
+                "{truncated}"
+            );
+        }
+        // Base64url of a signature cut to a whole number of bytes, as well.
+        let raw = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        for cut in 0..raw.len() {
+            let truncated = format!("{value}.{}", URL_SAFE_NO_PAD.encode(&raw[..cut]));
+            assert_eq!(
+                signer.verify(&truncated, 1_764_000_000, None),
+                Err(BadToken::BadSignature)
+            );
+        }
+        // An extended signature fails too.
+        let mut longer = raw.clone();
+        longer.push(0);
+        let extended = format!("{value}.{}", URL_SAFE_NO_PAD.encode(&longer));
+        assert_eq!(
+            signer.verify(&extended, 1_764_000_000, None),
+            Err(BadToken::BadSignature)
+        );
+    }
+
+    #[test]
+    fn compresses_like_cpython_zlib() {
+        // Python: obj = {f"key{i}": f"v{(i*7919)%1000}-" + "x"*(i%13) for i in range(400)};
+        // z = zlib.compress(json.dumps(obj, separators=(",", ":")).encode())
+        // A different deflate backend (miniz_oxide, zlib-rs, zlib-ng) gives other bytes.
+        let body: Vec<String> = (0..400)
+            .map(|i| {
+                format!(
+                    r#""key{i}":"v{}-{}""#,
+                    (i * 7919) % 1000,
+                    "x".repeat(i % 13)
+                )
+            })
+            .collect();
+        let json = format!("{{{}}}", body.join(","));
+        assert_eq!(json.len(), 9029);
+        let z = compress(json.as_bytes()).unwrap();
+        assert_eq!(z.len(), 2249);
+        let hex: String = Sha256::digest(&z)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "6cb15e94f99910171bfb930ad3fce9a84b77330748fa2373869c61b0215eb242"
+        );
+        assert_eq!(decompress(&z), Ok(json.into_bytes()));
+    }
+
+    #[test]
+    fn compresses_only_when_it_saves_two_bytes() {
+        let signer = Signer::new(Digest::Sha1, b"cookie-session", b"test", &[]);
+        assert!(!signer.sign(b"1", 0).starts_with('.'));
+        assert!(!signer.sign(b"{}", 0).starts_with('.'));
+        let long = format!(r#"{{"a":"{}"}}"#, "b".repeat(1000));
+        let token = signer.sign(long.as_bytes(), 0);
+        assert!(token.starts_with('.'));
+        assert!(token.len() < 200);
+        assert_eq!(signer.verify(&token, 0, None), Ok(long.into_bytes()));
+    }
+
+    #[test]
+    fn signs_timestamp_zero_and_max() {
+        let signer = Signer::new(Digest::Sha256, b"s", b"k", &[]);
+        for ts in [0, 1, 255, 256, u64::from(u32::MAX) + 1, u64::MAX] {
+            let token = signer.sign(b"{}", ts);
+            assert_eq!(
+                signer.verify(&token, ts, Some(0)),
+                Ok(b"{}".to_vec()),
+                "{token}"
+            );
+        }
+        assert_eq!(signer.sign(b"{}", 0).split('.').nth(1), Some(""));
+        // An age that does not fit: now is far ahead of the timestamp.
+        let token = signer.sign(b"{}", 0);
+        assert_eq!(
+            signer.verify(&token, u64::MAX, Some(u64::MAX - 1)),
+            Err(BadToken::Expired {
+                age: u64::MAX,
+                max_age: u64::MAX - 1
+            })
+        );
+        let token = signer.sign(b"{}", u64::MAX);
+        assert_eq!(
+            signer.verify(&token, 0, Some(0)),
+            Err(BadToken::FromTheFuture { ahead: u64::MAX })
+        );
+    }
+
+    /// Signs an arbitrary `value` (everything before the last dot) with `signer`'s key.
+    fn forge(signer: &Signer, value: &str) -> String {
+        let signature = signer.keys[0].sign(value.as_bytes());
+        format!("{value}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    #[test]
+    fn refuses_oversized_timestamp() {
+        let signer = Signer::new(Digest::Sha256, b"s", b"k", &[]);
+        let nine = URL_SAFE_NO_PAD.encode([1u8; 9]);
+        let token = forge(&signer, &format!("e30.{nine}"));
+        assert_eq!(
+            signer.verify(&token, 0, None),
+            Err(BadToken::Malformed("timestamp too large"))
+        );
+        let token = forge(&signer, "e30.!!");
+        assert!(matches!(
+            signer.verify(&token, 0, None),
+            Err(BadToken::Malformed(_))
+        ));
+        let token = forge(&signer, "e30");
+        assert!(matches!(
+            signer.verify(&token, 0, None),
+            Err(BadToken::Malformed(_))
+        ));
+        let token = forge(&signer, "e3.AA");
+        assert!(matches!(
+            signer.verify(&token, 0, None),
+            Err(BadToken::BadPayload(_))
+        ));
+        let token = forge(&signer, ".e30.AA");
+        assert!(matches!(
+            signer.verify(&token, 0, None),
+            Err(BadToken::BadPayload(_))
+        ));
+    }
+
+    #[test]
+    fn zip_bomb_is_refused() {
+        use std::io::Write as _;
+        let signer = Signer::new(Digest::Sha256, b"s", b"k", &[]);
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), Compression::best());
+        let zeros = vec![b'0'; 1 << 20];
+        for _ in 0..4 {
+            encoder.write_all(&zeros).unwrap();
+        }
+        let bomb = encoder.finish().unwrap();
+        let token = forge(&signer, &format!(".{}.AA", URL_SAFE_NO_PAD.encode(&bomb)));
+        assert!(token.len() <= MAX_TOKEN_LEN, "{}", token.len());
+        assert_eq!(
+            signer.verify(&token, 0, None),
+            Err(BadToken::BadPayload("decompressed payload too large"))
+        );
+
+        // Exactly at the limit is fine; one byte more is not.
+        for (len, ok) in [
+            (MAX_DECOMPRESSED_LEN, true),
+            (MAX_DECOMPRESSED_LEN + 1, false),
+        ] {
+            let json = vec![b' '; len];
+            let token = signer.sign(&json, 7);
+            assert!(token.starts_with('.'));
+            assert_eq!(signer.verify(&token, 7, None).is_ok(), ok, "{len}");
+        }
+    }
+
+    #[test]
+    fn refuses_corrupt_or_truncated_zlib() {
+        let signer = Signer::new(Digest::Sha256, b"s", b"k", &[]);
+        let json = format!(r#"{{"a":"{}"}}"#, "xyz".repeat(100));
+        let good = compress(json.as_bytes()).unwrap();
+        assert!(decompress(&good) == Ok(json.into_bytes()));
+        for cut in 0..good.len() {
+            let token = forge(
+                &signer,
+                &format!(".{}.AA", URL_SAFE_NO_PAD.encode(&good[..cut])),
+            );
+            assert!(
+                matches!(signer.verify(&token, 0, None), Err(BadToken::BadPayload(_))),
+                "{cut}"
+            );
+        }
+        let token = forge(
+            &signer,
+            &format!(".{}.AA", URL_SAFE_NO_PAD.encode(b"not zlib at all")),
+        );
+        assert_eq!(
+            signer.verify(&token, 0, None),
+            Err(BadToken::BadPayload("corrupt zlib stream"))
+        );
+    }
+
+    #[test]
+    fn refuses_too_long_before_any_crypto() {
+        let signer = Signer::new(Digest::Sha256, b"s", b"k", &[]);
+        // Incompressible bytes, so that the token really is long.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let json: Vec<u8> = (0..MAX_TOKEN_LEN)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        let token = signer.sign(&json, 0);
+        assert!(!token.starts_with('.'));
+        assert!(token.len() > MAX_TOKEN_LEN);
+        assert_eq!(
+            signer.verify(&token, 0, None).map(|j| j.len()),
+            Err(BadToken::TooLong)
+        );
+        // Just below the limit verifies.
+        let json = &json[..MAX_TOKEN_LEN / 4 * 3 - 64];
+        let token = signer.sign(json, 0);
+        assert!(token.len() <= MAX_TOKEN_LEN);
+        assert!(signer.verify(&token, 0, None).is_ok());
+        assert_eq!(
+            signer.verify(&"a".repeat(MAX_TOKEN_LEN + 1), 0, None),
+            Err(BadToken::TooLong)
+        );
+    }
+
+    #[test]
+    fn refuses_non_canonical_base64() {
+        let signer = Signer::new(Digest::Sha1, b"cookie-session", b"test", &[]);
+        let token = signer.sign(b"{}", 1_764_000_000);
+        assert_eq!(token, "e30.aSSBAA.D3qzbijwsuv6UlRy6gcWIyQ8MVU");
+        for bad in [
+            "e30.aSSBAA.D3qzbijwsuv6UlRy6gcWIyQ8MVU=",
+            "e30.aSSBAA.D3qzbijwsuv6UlRy6gcWIyQ8MVV",
+            "e30.aSSBAA.D3qzbijwsuv6UlRy6gcWIyQ8MV+",
+            "e30=.aSSBAA.D3qzbijwsuv6UlRy6gcWIyQ8MVU",
+            "e30.aSSBAA==.D3qzbijwsuv6UlRy6gcWIyQ8MVU",
+            " e30.aSSBAA.D3qzbijwsuv6UlRy6gcWIyQ8MVU",
+            "e30.aSSBAA.D3qzbijwsuv6UlRy6gcWIyQ8MVU\n",
+        ] {
+            assert!(signer.verify(bad, 1_764_000_000, None).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_does_not_show_keys() {
+        let signer = Signer::new(Digest::Sha1, b"salt", b"supersecret", &[b"oldsecret"]);
+        let shown = format!("{signer:?}");
+        assert_eq!(shown, "Signer { digest: Sha1, fallback_keys: 1, .. }");
+        assert_eq!(Digest::default(), Digest::Sha256);
+    }
+
+    #[test]
+    fn errors_have_short_lowercase_messages() {
+        for error in [
+            BadToken::TooLong,
+            BadToken::Malformed("x"),
+            BadToken::BadSignature,
+            BadToken::Expired { age: 2, max_age: 1 },
+            BadToken::FromTheFuture { ahead: 1 },
+            BadToken::BadPayload("x"),
+        ] {
+            let message = error.to_string();
+            assert!(message.chars().next().unwrap().is_lowercase(), "{message}");
+        }
+    }
+
+    fn vector_tokens() -> Vec<(Signer, String, u64)> {
+        of_kind("valid")
+            .into_iter()
+            .map(|c| (c.signer, c.token, c.timestamp.unwrap()))
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_strings_never_panic_nor_verify(
+            token in prop_oneof![
+                any::<String>(),
+                "[A-Za-z0-9_.=-]{0,120}",
+                "\\.?[A-Za-z0-9_-]{0,40}\\.[A-Za-z0-9_-]{0,12}\\.[A-Za-z0-9_-]{0,44}",
+            ],
+            now in any::<u64>(),
+            max_age in any::<Option<u64>>(),
+        ) {
+            for digest in [Digest::Sha1, Digest::Sha256] {
+                let signer = Signer::new(digest, b"cookie-session", b"test", &[b"old"]);
+                prop_assert!(signer.verify(&token, now, max_age).is_err());
+            }
+        }
+
+        #[test]
+        fn every_single_byte_mutation_fails(
+            which in any::<prop::sample::Index>(),
+            at in any::<prop::sample::Index>(),
+            op in 0..3u8,
+            byte in prop_oneof![
+                prop::sample::select(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/".to_vec()),
+                any::<u8>(),
+            ],
+        ) {
+            let tokens = vector_tokens();
+            let (signer, token, ts) = &tokens[which.index(tokens.len())];
+            let mut bytes = token.clone().into_bytes();
+            match op {
+                0 => {
+                    let i = at.index(bytes.len());
+                    bytes[i] = byte;
+                }
+                1 => bytes.insert(at.index(bytes.len() + 1), byte),
+                _ => {
+                    bytes.remove(at.index(bytes.len()));
+                }
+            }
+            let mutated = String::from_utf8_lossy(&bytes);
+            let result = signer.verify(&mutated, *ts, Some(0));
+            if mutated == token.as_str() {
+                prop_assert!(result.is_ok());
+            } else {
+                prop_assert!(result.is_err(), "{mutated} verified");
+            }
+        }
+
+        #[test]
+        fn sign_then_verify_round_trips(
+            json in prop::collection::vec(any::<u8>(), 0..600),
+            ts in any::<u64>(),
+            age in 0..1000u64,
+            digest in prop_oneof![Just(Digest::Sha1), Just(Digest::Sha256)],
+        ) {
+            let signer = Signer::new(digest, b"salt", b"current", &[b"old"]);
+            let token = signer.sign(&json, ts);
+            let now = ts.saturating_add(age);
+            prop_assert_eq!(signer.verify(&token, now, Some(now - ts)), Ok(json.clone()));
+            prop_assert_eq!(signer.verify(&token, now, None), Ok(json));
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Test support for the `sessions` workspace: a server on `127.0.0.1:0`
+//! and a client with a cookie jar, so tests make real HTTP round trips.
+
+mod http_client;
+pub mod redis_server;
+
+pub use http_client::{RequestBuilder, TestClient, TestResponse, TestServer};

@@ -1,0 +1,232 @@
+//! A `redis-server` process of the test's own, on a free loopback port.
+//!
+//! Tests that need Redis start their own server so that they can stop and restart it and run
+//! side by side, never touching a Redis that is already running on the machine. Each server
+//! runs without persistence, with its working directory and log in a fresh temporary
+//! directory that is removed when the server is dropped.
+//!
+//! ```no_run
+//! # use sessions_tests::redis_server::RedisServer;
+//! let mut server = RedisServer::start();
+//! let url = server.url(); // redis://127.0.0.1:PORT/
+//! server.stop();
+//! server.restart();
+//! # drop(url);
+//! ```
+
+use std::{
+    fs,
+    io::{self, BufRead, BufReader, ErrorKind, Read, Write},
+    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+/// How long a fresh server gets to answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts at starting a server on a fresh port before giving up (another process may take a
+/// free port between our probe and Redis binding it).
+const START_ATTEMPTS: u32 = 5;
+/// Attempts at starting a server again on its old port (the port may be briefly unavailable).
+const RESTART_ATTEMPTS: u32 = 20;
+
+const NOT_FOUND: &str = "redis-server not found on PATH: these tests start their own Redis. \
+     Install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis)";
+
+/// A running `redis-server` owned by a test. Dropping it kills the server and removes its
+/// directory.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free loopback port and waits until it answers.
+    ///
+    /// # Panics
+    ///
+    /// If `redis-server` is not on `PATH` (the message says how to install it), or no server
+    /// could be started.
+    pub fn start() -> RedisServer {
+        let dir = fresh_dir();
+        let mut last_error = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port();
+            match spawn_ready(port, &dir) {
+                Ok(child) => {
+                    return RedisServer {
+                        port,
+                        dir,
+                        child: Some(child),
+                    }
+                }
+                Err(err) => last_error = err,
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
+        panic!("could not start redis-server after {START_ATTEMPTS} attempts: {last_error}");
+    }
+
+    /// The server's URL: `redis://127.0.0.1:{port}/`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// The server's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server and waits for it to exit. Does nothing if it is already stopped.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the server if it runs, then starts a new one on the same port, with empty data,
+    /// and waits until it answers.
+    ///
+    /// # Panics
+    ///
+    /// If the server cannot be started again on its port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let mut last_error = String::new();
+        for _ in 0..RESTART_ATTEMPTS {
+            match spawn_ready(self.port, &self.dir) {
+                Ok(child) => {
+                    self.child = Some(child);
+                    return;
+                }
+                Err(err) => {
+                    last_error = err;
+                    thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        panic!(
+            "could not restart redis-server on port {}: {last_error}",
+            self.port
+        );
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A new empty directory for a server's files, under the system's temporary directory.
+fn fresh_dir() -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("sessions-tests-redis-{}-{n}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    listener
+        .local_addr()
+        .expect("local address of a bound listener")
+        .port()
+}
+
+/// Starts `redis-server` on `port` and waits until it answers as itself (the pid must match).
+/// On failure the process is killed and the error says why, with the end of the server's log.
+fn spawn_ready(port: u16, dir: &Path) -> Result<Child, String> {
+    let log_path = dir.join(format!("redis-{port}.log"));
+    let log = fs::File::create(&log_path).map_err(|e| format!("cannot create log file: {e}"))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| format!("cannot clone log file handle: {e}"))?;
+    let spawned = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            let _ = fs::remove_dir_all(dir);
+            panic!("{NOT_FOUND}");
+        }
+        Err(e) => return Err(format!("cannot run redis-server: {e}")),
+    };
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "redis-server exited ({status}): {}",
+                log_tail(&log_path)
+            ));
+        }
+        match server_pid(port) {
+            Ok(pid) if pid == child.id() => return Ok(child),
+            Ok(pid) => {
+                // Another process (another test's server) took the port first.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "port {port} is served by another redis-server (pid {pid})"
+                ));
+            }
+            Err(_) => {}
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "redis-server did not answer within {READY_TIMEOUT:?}: {}",
+                log_tail(&log_path)
+            ));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asks the server on `port` for its process id (`INFO server`), which tells our server from
+/// another one that took the port.
+fn server_pid(port: u16) -> io::Result<u32> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+    stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+    stream.write_all(b"INFO server\r\n")?;
+    let mut reader = BufReader::new(stream);
+    let mut header = String::new();
+    reader.read_line(&mut header)?;
+    let len: usize = header
+        .strip_prefix('$')
+        .and_then(|n| n.trim_end().parse().ok())
+        .ok_or_else(|| io::Error::other(format!("unexpected reply {header:?}")))?;
+    let mut body = vec![0_u8; len];
+    reader.read_exact(&mut body)?;
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("no process_id in INFO server"))
+}
+
+/// The last lines of a log file, for error messages.
+fn log_tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(5)..].join(" | ")
+}

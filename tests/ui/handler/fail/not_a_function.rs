@@ -1,0 +1,6 @@
+use sessions::handler;
+
+#[handler]
+struct Index;
+
+fn main() {}

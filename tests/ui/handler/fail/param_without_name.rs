@@ -1,0 +1,6 @@
+use sessions::handler;
+
+#[handler]
+async fn index(_: String) {}
+
+fn main() {}

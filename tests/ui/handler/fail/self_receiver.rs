@@ -1,0 +1,10 @@
+use sessions::handler;
+
+struct Api;
+
+impl Api {
+    #[handler]
+    async fn index(&self) {}
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use sessions::handler;
+
+#[handler(nmae = "home")]
+async fn index() {}
+
+fn main() {}
