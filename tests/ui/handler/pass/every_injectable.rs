@@ -27,7 +27,7 @@ async fn bodies(json: Json<Body>) {
 }
 
 #[handler]
-async fn form(body: Form<Body>) {
+async fn with_form(body: Form<Body>) {
     let _ = body;
 }
 
@@ -37,7 +37,7 @@ async fn request(method: http::Method, uri: http::Uri, headers: http::HeaderMap,
 }
 
 #[handler]
-async fn session(session: Session) {
+async fn with_session(session: Session) {
     let _ = session;
 }
 
@@ -46,9 +46,9 @@ fn main() {
     app.get("/p/{id}", path_and_query)
         .get("/h", headers_and_cookies)
         .post("/j", bodies)
-        .post("/f", form)
+        .post("/f", with_form)
         .get("/r", request)
-        .get("/s", session)
+        .get("/s", with_session)
         .add_state(Config);
     configure_secure_sessions(&mut app, SecureSessionConfig::new([7u8; 32]));
     app.build().unwrap();
