@@ -409,36 +409,42 @@ impl Inject for AsyncSession {
             ))
             .with_candidates(names));
         };
-        Ok(Provider::from_async(move |cx| {
-            let store = store.clone();
-            Box::pin(async move {
-                let cookies = cx.response_cookies();
-                let parsed = cx
-                    .cookie(&store.inner.cookie_name)
-                    .and_then(keys::parse_cookie_value);
-                let mut session = AsyncSession {
-                    data: SessionData::new(),
-                    namespace: String::new(),
-                    id: None,
-                    store,
-                    cookies,
-                };
-                if let Some((namespace, id)) = parsed {
-                    let loaded = session
-                        .store
-                        .inner
-                        .store
-                        .load(&namespace, &id)
-                        .await
-                        .map_err(Rejection::StoreUnavailable)?;
-                    if let Some(data) = loaded {
-                        session.data = data;
-                        session.namespace = namespace;
-                        session.id = Some(id);
-                    }
-                }
-                Ok(session)
-            })
-        }))
+        Ok(session_provider(store))
     }
+}
+
+/// The provider of the sessions of `store`: one store round trip when the
+/// request has a well-formed session cookie, none otherwise.
+pub(crate) fn session_provider(store: AsyncRedisSessionStore) -> Provider<AsyncSession> {
+    Provider::from_async(move |cx| {
+        let store = store.clone();
+        Box::pin(async move {
+            let cookies = cx.response_cookies();
+            let parsed = cx
+                .cookie(&store.inner.cookie_name)
+                .and_then(keys::parse_cookie_value);
+            let mut session = AsyncSession {
+                data: SessionData::new(),
+                namespace: String::new(),
+                id: None,
+                store,
+                cookies,
+            };
+            if let Some((namespace, id)) = parsed {
+                let loaded = session
+                    .store
+                    .inner
+                    .store
+                    .load(&namespace, &id)
+                    .await
+                    .map_err(Rejection::StoreUnavailable)?;
+                if let Some(data) = loaded {
+                    session.data = data;
+                    session.namespace = namespace;
+                    session.id = Some(id);
+                }
+            }
+            Ok(session)
+        })
+    })
 }
