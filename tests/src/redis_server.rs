@@ -2,7 +2,8 @@
 //!
 //! Tests that need Redis start their own server so that they can stop and restart it and run
 //! side by side, never touching a Redis that is already running on the machine. Each server
-//! runs without persistence, with its working directory and log in a fresh temporary
+//! runs without persistence (or, from [`RedisServer::start_persistent`], with an fsynced
+//! append-only file), with its working directory and log in a fresh temporary
 //! directory that is removed when the server is dropped.
 //!
 //! ```no_run
@@ -42,6 +43,7 @@ const NOT_FOUND: &str = "redis-server not found on PATH: these tests start their
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
+    persistent: bool,
     child: Option<Child>,
 }
 
@@ -53,15 +55,32 @@ impl RedisServer {
     /// If `redis-server` is not on `PATH` (the message says how to install it), or no server
     /// could be started.
     pub fn start() -> RedisServer {
+        Self::start_with(false)
+    }
+
+    /// Starts a server that writes every change to its append-only file
+    /// before acknowledging it (`appendfsync always`), so that
+    /// [`restart`](Self::restart) brings back everything it acknowledged,
+    /// even after a kill.
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_persistent() -> RedisServer {
+        Self::start_with(true)
+    }
+
+    fn start_with(persistent: bool) -> RedisServer {
         let dir = fresh_dir();
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            match spawn_ready(port, &dir) {
+            match spawn_ready(port, &dir, persistent) {
                 Ok(child) => {
                     return RedisServer {
                         port,
                         dir,
+                        persistent,
                         child: Some(child),
                     }
                 }
@@ -90,8 +109,9 @@ impl RedisServer {
         }
     }
 
-    /// Stops the server if it runs, then starts a new one on the same port, with empty data,
-    /// and waits until it answers.
+    /// Stops the server if it runs, then starts a new one on the same port and waits until
+    /// it answers: with empty data, or for a [persistent](Self::start_persistent) server with
+    /// everything it acknowledged.
     ///
     /// # Panics
     ///
@@ -100,7 +120,7 @@ impl RedisServer {
         self.stop();
         let mut last_error = String::new();
         for _ in 0..RESTART_ATTEMPTS {
-            match spawn_ready(self.port, &self.dir) {
+            match spawn_ready(self.port, &self.dir, self.persistent) {
                 Ok(child) => {
                     self.child = Some(child);
                     return;
@@ -146,7 +166,7 @@ fn free_port() -> u16 {
 
 /// Starts `redis-server` on `port` and waits until it answers as itself (the pid must match).
 /// On failure the process is killed and the error says why, with the end of the server's log.
-fn spawn_ready(port: u16, dir: &Path) -> Result<Child, String> {
+fn spawn_ready(port: u16, dir: &Path, persistent: bool) -> Result<Child, String> {
     let log_path = dir.join(format!("redis-{port}.log"));
     let log = fs::File::create(&log_path).map_err(|e| format!("cannot create log file: {e}"))?;
     let log_err = log
@@ -154,7 +174,12 @@ fn spawn_ready(port: u16, dir: &Path) -> Result<Child, String> {
         .map_err(|e| format!("cannot clone log file handle: {e}"))?;
     let spawned = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
+        .args(["--save", ""])
+        .args(if persistent {
+            ["--appendonly", "yes", "--appendfsync", "always"].as_slice()
+        } else {
+            ["--appendonly", "no"].as_slice()
+        })
         .arg("--dir")
         .arg(dir)
         .stdin(Stdio::null())
