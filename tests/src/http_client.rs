@@ -102,6 +102,12 @@ pub struct TestClient {
 }
 
 impl TestClient {
+    /// A client with an empty cookie jar for a server at `addr` (one that
+    /// runs in another process, say).
+    pub fn connect(addr: SocketAddr) -> Self {
+        Self::new(addr, Version::HTTP_11)
+    }
+
     fn new(addr: SocketAddr, version: Version) -> Self {
         let mut builder = Client::builder(TokioExecutor::new());
         if version == Version::HTTP_2 {

@@ -73,7 +73,10 @@ impl ChromeDriver {
                     break;
                 }
             }
-            assert!(Instant::now() < deadline, "chromedriver did not become ready within 20 s");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not become ready within 20 s"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         driver
@@ -87,7 +90,11 @@ impl ChromeDriver {
             .header("content-type", "application/json")
             .body(Full::new(body))
             .map_err(|e| e.to_string())?;
-        let response = self.http.request(request).await.map_err(|e| e.to_string())?;
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| e.to_string())?;
         let status = response.status();
         let bytes = response
             .into_body()
@@ -184,7 +191,8 @@ impl Browser<'_> {
 
     /// Navigates to `url`.
     pub async fn goto(&self, url: &str) {
-        self.call(Method::POST, "/url", Some(json!({ "url": url }))).await;
+        self.call(Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
     }
 
     /// Reloads the page.
@@ -229,8 +237,12 @@ impl Browser<'_> {
     /// Clicks the element matching `css`.
     pub async fn click(&self, css: &str) {
         let element = self.find(css).await;
-        self.call(Method::POST, &format!("/element/{element}/click"), Some(json!({})))
-            .await;
+        self.call(
+            Method::POST,
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        )
+        .await;
     }
 
     /// Closes the browser and removes its profile.
