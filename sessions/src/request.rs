@@ -116,10 +116,29 @@ impl RequestContext {
     pub fn cookie(&self, name: &str) -> Option<&str> {
         let cookies = self.cookies.get_or_init(|| {
             let mut cookies = Vec::new();
-            for value in self.parts.headers.get_all(header::COOKIE) {
-                let Ok(value) = value.to_str() else { continue };
-                for cookie in Cookie::split_parse(value).flatten() {
-                    cookies.push((cookie.name().to_owned(), cookie.value().to_owned()));
+            for header in self.parts.headers.get_all(header::COOKIE) {
+                // Split as bytes: one cookie with non-UTF-8 bytes (set by
+                // some script on the domain, say) must not hide the others.
+                for pair in header.as_bytes().split(|b| *b == b';') {
+                    let Some(eq) = pair.iter().position(|b| *b == b'=') else {
+                        continue;
+                    };
+                    let (Ok(key), Ok(value)) = (
+                        std::str::from_utf8(&pair[..eq]),
+                        std::str::from_utf8(&pair[eq + 1..]),
+                    ) else {
+                        continue;
+                    };
+                    let key = key.trim();
+                    if key.is_empty() {
+                        continue;
+                    }
+                    let value = value.trim();
+                    let value = value
+                        .strip_prefix('"')
+                        .and_then(|v| v.strip_suffix('"'))
+                        .unwrap_or(value);
+                    cookies.push((key.to_owned(), value.to_owned()));
                 }
             }
             cookies

@@ -622,3 +622,22 @@ fn rejections_know_their_status() {
     );
     let _ = Arc::new(());
 }
+
+#[tokio::test]
+async fn a_non_utf8_cookie_does_not_hide_the_others() {
+    use std::io::{Read, Write};
+    let server = TestServer::start(app()).await;
+    let addr = server.addr();
+    let body = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        let mut request = b"GET /cookies HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: junk=\xff\xfe; theme=dark; visits=2\r\n\r\n".to_vec();
+        stream.write_all(&request).unwrap();
+        request.clear();
+        stream.read_to_end(&mut request).unwrap();
+        String::from_utf8_lossy(&request).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.ends_with("dark Some(2)"), "{body}");
+}
