@@ -47,9 +47,14 @@ impl Args {
                 let key = quote::ToTokens::to_token_stream(&meta.path)
                     .to_string()
                     .replace(' ', "");
-                return Err(
-                    meta.error(format!("unknown `#[handler]` argument `{key}`; {EXPECTED}"))
-                );
+                let hint = ["crate", "name", "provider"]
+                    .into_iter()
+                    .find(|known| edit_distance(known, &key) <= 2)
+                    .map(|known| format!(" (did you mean `{known}`?)"))
+                    .unwrap_or_default();
+                return Err(meta.error(format!(
+                    "unknown `#[handler]` argument `{key}`; {EXPECTED}{hint}"
+                )));
             }
             Ok(())
         });
@@ -57,4 +62,22 @@ impl Args {
         errors.finish()?;
         Ok(args)
     }
+}
+
+/// Levenshtein distance, for "did you mean" on short argument names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (previous + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(current + 1);
+            previous = current;
+        }
+    }
+    row[b.len()]
 }
