@@ -121,7 +121,9 @@ impl SecureSessionConfig {
     }
 
     /// The cookie attributes. Defaults to [`CookieSettings::default`] with
-    /// a `Max-Age` of 31 days, as uapi's `settings`.
+    /// a `Max-Age` of 31 days, as uapi's `settings`. The settings given
+    /// replace all of these, `Max-Age` included (as in uapi): set
+    /// `max_age` in them to keep a persistent cookie.
     #[must_use]
     pub fn settings(mut self, settings: CookieSettings) -> Self {
         self.settings = settings;
