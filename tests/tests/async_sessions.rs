@@ -982,14 +982,21 @@ async fn redis_down_answers_503_then_recovers() {
     assert_eq!(read_user(&client).await, "alice");
 }
 
-/// Eight clients increment counters in their sessions while Redis stops answering for 1.5 s
-/// (`CLIENT PAUSE`: an unresponsive Redis that keeps its data, since the test harness's
-/// `redis-server` has no persistence across a restart). While it is paused requests answer
-/// 503; afterwards they succeed again; and no increment acknowledged with a 200 is lost.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_pause_under_traffic_loses_no_acknowledged_write() {
+/// How [`traffic_survives`] disrupts Redis.
+#[derive(Debug, Clone, Copy)]
+enum Disruption {
+    /// `CLIENT PAUSE` for 1.5 s: an unresponsive Redis that keeps its data.
+    Pause,
+    /// Kill the server, wait 1 s, start it again on its append-only file.
+    KillAndRestart,
+}
+
+/// Eight clients increment counters in their sessions while Redis is
+/// disrupted. While it is out, requests answer 503 with `Retry-After`;
+/// afterwards they succeed again; and no increment acknowledged with a 200
+/// is lost.
+async fn traffic_survives(mut env: Env, disruption: Disruption) {
     const CLIENTS: usize = 8;
-    let env = Env::redis_with("", Duration::from_millis(250)).await;
     let (server, _handle) = env.serve_default().await;
     let clients: Vec<TestClient> = (0..CLIENTS).map(|_| server.client()).collect();
     for (n, client) in clients.iter().enumerate() {
@@ -1031,10 +1038,19 @@ async fn redis_pause_under_traffic_loses_no_acknowledged_write() {
         .collect();
 
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let () = env
-        .query(redis::cmd("CLIENT").arg("PAUSE").arg(1500).arg("ALL"))
-        .await;
-    eprintln!("paused at {:?}", started.elapsed());
+    match disruption {
+        Disruption::Pause => {
+            let () = env
+                .query(redis::cmd("CLIENT").arg("PAUSE").arg(1500).arg("ALL"))
+                .await;
+        }
+        Disruption::KillAndRestart => {
+            env.server().stop();
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            env.server().restart();
+        }
+    }
+    eprintln!("{disruption:?} done at {:?}", started.elapsed());
 
     let mut total_unavailable = 0;
     for (n, worker) in workers.into_iter().enumerate() {
@@ -1050,12 +1066,12 @@ async fn redis_pause_under_traffic_loses_no_acknowledged_write() {
             .expect("a counter");
         eprintln!(
             "client {n}: {acked} acknowledged (last {last}), {unavailable} unavailable, \
-             {after_pause} after the pause, stored {stored}"
+             {after_pause} after the disruption, stored {stored}"
         );
         assert!(acked > 0, "client {n} never succeeded");
         assert!(
             after_pause > 0,
-            "client {n} did not recover after the pause"
+            "client {n} did not recover after the disruption"
         );
         // Every acknowledged increment is there; an unacknowledged one may or may not be (a
         // write that timed out can still run when Redis wakes up), never more than those.
@@ -1073,102 +1089,20 @@ async fn redis_pause_under_traffic_loses_no_acknowledged_write() {
         );
         assert_eq!(read_user(client).await, format!("user{n}"));
     }
-    assert!(total_unavailable > 0, "no request saw the pause");
+    assert!(total_unavailable > 0, "no request saw the disruption");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_pause_under_traffic_loses_no_acknowledged_write() {
+    let env = Env::redis_with("", Duration::from_millis(250)).await;
+    traffic_survives(env, Disruption::Pause).await;
+}
+
+/// A persistent server (`appendfsync always`) is killed and restarted
+/// mid-traffic: what it acknowledged is back after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_under_traffic_loses_no_acknowledged_write() {
-    const CLIENTS: usize = 8;
-    // `appendfsync always`: what Redis acknowledged survives the kill.
-    let mut env = Env::redis_on(
-        RedisServer::start_persistent(),
-        "",
-        Duration::from_millis(250),
-    )
-    .await;
-    let (server, _handle) = env.serve_default().await;
-    let clients: Vec<TestClient> = (0..CLIENTS).map(|_| server.client()).collect();
-    for (n, client) in clients.iter().enumerate() {
-        log_in(client, &format!("user{n}")).await;
-    }
-
-    let started = Instant::now();
-    let run_for = Duration::from_millis(3500);
-    let workers: Vec<_> = clients
-        .iter()
-        .cloned()
-        .map(|client| {
-            tokio::spawn(async move {
-                let (mut acked, mut last, mut unavailable, mut after_pause) = (0_u64, 0_u64, 0, 0);
-                while started.elapsed() < run_for {
-                    let sent = started.elapsed();
-                    let (response, _) = bounded(client.post("/incr")).await;
-                    match response.status {
-                        StatusCode::OK => {
-                            let value: u64 = response.body.parse().expect("a number");
-                            assert!(value > last, "counter went back: {last} then {value}");
-                            acked += 1;
-                            last = value;
-                            if sent > Duration::from_millis(2600) {
-                                after_pause += 1;
-                            }
-                        }
-                        StatusCode::SERVICE_UNAVAILABLE => {
-                            assert!(response.header("retry-after").is_some());
-                            unavailable += 1;
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                        other => panic!("unexpected {other}: {}", response.body),
-                    }
-                }
-                (acked, last, unavailable, after_pause)
-            })
-        })
-        .collect();
-
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    env.server().stop();
-    eprintln!("stopped at {:?}", started.elapsed());
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    env.server().restart();
-    eprintln!("restarted at {:?}", started.elapsed());
-
-    let mut total_unavailable = 0;
-    for (n, worker) in workers.into_iter().enumerate() {
-        let (acked, last, unavailable, after_pause) = worker.await.unwrap();
-        total_unavailable += unavailable;
-        let client = &clients[n];
-        let stored: u64 = client
-            .get("/get?key=n")
-            .send()
-            .await
-            .body
-            .parse()
-            .expect("a counter");
-        eprintln!(
-            "client {n}: {acked} acknowledged (last {last}), {unavailable} unavailable, \
-             {after_pause} after the restart, stored {stored}"
-        );
-        assert!(acked > 0, "client {n} never succeeded");
-        assert!(
-            after_pause > 0,
-            "client {n} did not recover after the restart"
-        );
-        // Every acknowledged increment is there; an unacknowledged one may or may not be (a
-        // write that timed out can still run when Redis wakes up), never more than those.
-        assert!(
-            stored >= last,
-            "client {n}: stored {stored} < acknowledged {last}"
-        );
-        assert!(
-            stored >= acked,
-            "client {n}: stored {stored} < {acked} acknowledged"
-        );
-        assert!(
-            stored <= acked + unavailable,
-            "client {n}: stored {stored} > {acked} acknowledged + {unavailable} failed"
-        );
-        assert_eq!(read_user(client).await, format!("user{n}"));
-    }
-    assert!(total_unavailable > 0, "no request saw Redis down");
+    let server = RedisServer::start_persistent();
+    let env = Env::redis_on(server, "", Duration::from_millis(250)).await;
+    traffic_survives(env, Disruption::KillAndRestart).await;
 }

@@ -608,6 +608,31 @@ impl<'a> Resolver<'a> {
     }
 }
 
+/// The error of a session parameter whose name no configuration has:
+/// names the configuring call (with the parameter name when it is not the
+/// default `session`) and offers the configured names as candidates.
+pub(crate) fn unconfigured_session(
+    kind: &str,
+    configure: &str,
+    param: Param,
+    configured: Vec<String>,
+) -> ResolveError {
+    let name = if param.name == "session" {
+        String::new()
+    } else {
+        format!(".session_arg_param_name(\"{}\")", param.name)
+    };
+    ResolveError::new(format!(
+        "no {kind} is configured for the parameter name `{}`",
+        param.name
+    ))
+    .with_fix(format!(
+        "call `{}` before building the app",
+        configure.replace("{name}", &name)
+    ))
+    .with_candidates(configured)
+}
+
 /// The candidate nearest to `name`, if one is near enough to be a typo.
 pub(crate) fn nearest<'c>(name: &str, candidates: &'c [String]) -> Option<&'c str> {
     candidates

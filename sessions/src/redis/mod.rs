@@ -25,7 +25,7 @@ use std::{
 #[cfg(feature = "redis")]
 pub use self::store::RedisStore;
 use crate::{
-    inject::{Inject, Param, Provider, ResolveError, Resolver},
+    inject::{unconfigured_session, Inject, Param, Provider, ResolveError, Resolver},
     store::{SaveOp, SaveOutcome, SessionData, SessionStore, StoreError},
     App, CookieSettings, Rejection, ResponseCookies,
 };
@@ -395,19 +395,12 @@ impl Inject for AsyncSession {
             let names: Vec<String> = configs
                 .map(|c| c.by_param.keys().cloned().collect())
                 .unwrap_or_default();
-            return Err(ResolveError::new(format!(
-                "no server-side session is configured for the parameter name `{}`",
-                param.name
-            ))
-            .with_fix(format!(
-                "call `configure_async_sessions(&mut app, store, AsyncSessionConfig::default(){})` before building the app",
-                if param.name == "session" {
-                    String::new()
-                } else {
-                    format!(".session_arg_param_name(\"{}\")", param.name)
-                }
-            ))
-            .with_candidates(names));
+            return Err(unconfigured_session(
+                "server-side session",
+                "configure_async_sessions(&mut app, store, AsyncSessionConfig::default(){name})",
+                param,
+                names,
+            ));
         };
         Ok(session_provider(store))
     }

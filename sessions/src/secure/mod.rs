@@ -14,7 +14,7 @@ use std::{
 pub use self::signer::Digest;
 use self::signer::Signer;
 use crate::{
-    inject::{Inject, Param, Provider, ResolveError, Resolver},
+    inject::{unconfigured_session, Inject, Param, Provider, ResolveError, Resolver},
     store::SessionData,
     App, CookieSettings, Error, RequestContext, ResponseCookies,
 };
@@ -396,19 +396,12 @@ impl Inject for Session {
             let names: Vec<String> = configs
                 .map(|c| c.by_param.keys().cloned().collect())
                 .unwrap_or_default();
-            return Err(ResolveError::new(format!(
-                "no signed-cookie session is configured for the parameter name `{}`",
-                param.name
-            ))
-            .with_fix(format!(
-                "call `configure_secure_sessions(&mut app, SecureSessionConfig::new(secret_key){})` before building the app",
-                if param.name == "session" {
-                    String::new()
-                } else {
-                    format!(".session_arg_param_name(\"{}\")", param.name)
-                }
-            ))
-            .with_candidates(names));
+            return Err(unconfigured_session(
+                "signed-cookie session",
+                "configure_secure_sessions(&mut app, SecureSessionConfig::new(secret_key){name})",
+                param,
+                names,
+            ));
         };
         Ok(Provider::from_fn(move |cx| {
             let data = Session::load(&config, cx);
