@@ -1,11 +1,12 @@
-//! One behaviour suite for every `SessionStore`, run against `MemoryStore` and `RedisStore`
-//! (each Redis test on a `redis-server` of its own), plus Redis-only tests of the key layout,
-//! faults and concurrency.
+//! One behaviour suite for every `SessionStore`, run against `MemoryStore`, `RedisStore` (each
+//! Redis test on a `redis-server` of its own) and `RedisClusterStore` (each test on a 3-master
+//! Redis Cluster of its own), plus Redis-only tests of the key layout, faults and concurrency.
 
 use std::time::{Duration, Instant};
 
-use sessions::redis::RedisStore;
+use sessions::redis::{KeyLayout, RedisClusterStore, RedisStore};
 use sessions::store::{MemoryStore, SaveOp, SaveOutcome, SessionData, SessionStore};
+use sessions_tests::redis_cluster::RedisCluster;
 use sessions_tests::redis_server::RedisServer;
 
 // ---------------------------------------------------------------------------------------------
@@ -130,6 +131,68 @@ impl Harness for RedisHarness {
     async fn has_index(&self, namespace: &str) -> bool {
         self.query::<bool>(redis::cmd("EXISTS").arg(format!("{namespace}:s")))
             .await
+    }
+}
+
+struct ClusterHarness {
+    // Dropped last: the cluster outlives the connections.
+    store: RedisClusterStore,
+    probe: redis::cluster_async::ClusterConnection,
+    _cluster: RedisCluster,
+}
+
+async fn cluster_harness() -> ClusterHarness {
+    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3, 0))
+        .await
+        .expect("start a Redis Cluster");
+    let store = RedisClusterStore::connect(cluster.urls(), KeyLayout::Cluster)
+        .await
+        .expect("connect to the test's cluster")
+        .with_timeout(Duration::from_secs(2));
+    let probe = redis::cluster::ClusterClient::new(cluster.urls())
+        .unwrap()
+        .get_async_connection()
+        .await
+        .expect("probe connection");
+    ClusterHarness {
+        store,
+        probe,
+        _cluster: cluster,
+    }
+}
+
+impl Harness for ClusterHarness {
+    type Store = RedisClusterStore;
+
+    fn store(&self) -> &RedisClusterStore {
+        &self.store
+    }
+
+    async fn ttl(&self, namespace: &str, id: &str) -> Option<Duration> {
+        let key = if namespace.is_empty() {
+            format!(":s:{{{id}}}")
+        } else {
+            format!("{{{namespace}}}:s:{id}")
+        };
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut self.probe.clone())
+            .await
+            .expect("probe PTTL");
+        u64::try_from(pttl).ok().map(Duration::from_millis)
+    }
+
+    async fn has_index(&self, namespace: &str) -> bool {
+        let mut exists = false;
+        for key in [format!("{{{namespace}}}:s"), format!("{namespace}:s")] {
+            let found: bool = redis::cmd("EXISTS")
+                .arg(key)
+                .query_async(&mut self.probe.clone())
+                .await
+                .expect("probe EXISTS");
+            exists |= found;
+        }
+        exists
     }
 }
 
@@ -482,6 +545,7 @@ macro_rules! store_suite {
 
 store_suite!(memory_store, super::memory_harness());
 store_suite!(redis_store, super::redis_harness().await);
+store_suite!(cluster_store, super::cluster_harness().await);
 
 // ---------------------------------------------------------------------------------------------
 // Redis only: the actual keys, compatibility with uapi, faults, concurrency.

@@ -19,6 +19,9 @@
 //!   non-ASCII) is percent-encoded byte-wise over its UTF-8, with uppercase hex, in both the
 //!   cookie value and the Redis keys, so every namespace round-trips;
 //! - a malformed cookie value parses to `None` instead of raising.
+//!
+//! A second, cluster-safe layout ([`KeyLayout::Cluster`]) puts a hash tag on the namespace so
+//! that a namespace's keys share one Redis Cluster hash slot.
 
 use std::{borrow::Cow, fmt::Write as _};
 
@@ -147,29 +150,85 @@ pub(crate) fn new_session_id() -> String {
     id
 }
 
-/// How keys are laid out. One variant today; a cluster-safe layout (hash tag on the namespace,
-/// `{prefix}{{ns}}:s:{id}`, so that a namespace's sessions and index share a slot) is meant to
-/// be added here without touching the callers of [`Keys`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Layout {
-    /// uapi's: `{prefix}{ns}:s:{id}` and `{prefix}{ns}:s`.
+/// How a store lays out its Redis keys. Chosen with
+/// [`RedisStore::with_key_layout`](crate::redis::RedisStore::with_key_layout) on one Redis and
+/// at construction for [`RedisClusterStore`](crate::redis::RedisClusterStore).
+///
+/// | | [`Uapi`](Self::Uapi) (default on one Redis) | [`Cluster`](Self::Cluster) |
+/// |---|---|---|
+/// | session | `{prefix}{ns}:s:{id}` | `{prefix}{{ns}}:s:{id}` |
+/// | anonymous session | `{prefix}:s:{id}` | `{prefix}:s:{{id}}` |
+/// | namespace index | `{prefix}{ns}:s` | `{prefix}{{ns}}:s` |
+///
+/// The cluster layout puts a Redis Cluster [hash tag] around the namespace, so that a
+/// namespace's sessions and its index live in one hash slot (one node), which every atomic
+/// script needs; anonymous sessions have the id as their tag, so they spread over all slots.
+/// In that layout `{` and `}` are written `%7B` and `%7D` in the namespace, and `%`, `{` and
+/// `}` as `%25`, `%7B` and `%7D` in the prefix, so that the layout's braces are the only hash
+/// tag of a key. The cookie value (`{ns}:{id}`) is the same in both layouts.
+///
+/// [hash tag]: https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/#hash-tags
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum KeyLayout {
+    /// uapi's layout, byte for byte: a Python uapi service can share the sessions. One Redis
+    /// only: a namespace's keys land in unrelated hash slots.
+    #[default]
     Uapi,
+    /// The cluster-safe layout: a hash tag on the namespace (on the id for anonymous
+    /// sessions). Works on one Redis too, which is a way to prepare a move to a cluster.
+    Cluster,
 }
 
-/// The Redis keys of a store: a prefix and a [`Layout`]. Methods take the *decoded* namespace
-/// and encode it themselves.
+/// The Redis keys of a store: a prefix and a [`KeyLayout`]. Methods take the *decoded*
+/// namespace and encode it themselves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Keys {
     prefix: String,
-    layout: Layout,
+    /// The prefix as written in keys: `prefix` itself in the uapi layout, with `%`, `{` and `}`
+    /// escaped in the cluster layout.
+    written_prefix: String,
+    layout: KeyLayout,
+}
+
+/// Escapes the hash-tag braces (and, when `escape_percent`, the escape character itself).
+fn escape_braces(text: &str, escape_percent: bool) -> Cow<'_, str> {
+    if !text
+        .bytes()
+        .any(|b| b == b'{' || b == b'}' || (escape_percent && b == b'%'))
+    {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '{' => out.push_str("%7B"),
+            '}' => out.push_str("%7D"),
+            '%' if escape_percent => out.push_str("%25"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 impl Keys {
     /// uapi's layout under `prefix` (uapi's `redis_key_prefix`, default `""`).
+    #[cfg(test)]
     pub(crate) fn new(prefix: impl Into<String>) -> Self {
+        Self::with_layout(prefix, KeyLayout::Uapi)
+    }
+
+    /// `layout` under `prefix`.
+    pub(crate) fn with_layout(prefix: impl Into<String>, layout: KeyLayout) -> Self {
+        let prefix = prefix.into();
+        let written_prefix = match layout {
+            KeyLayout::Uapi => prefix.clone(),
+            KeyLayout::Cluster => escape_braces(&prefix, true).into_owned(),
+        };
         Self {
-            prefix: prefix.into(),
-            layout: Layout::Uapi,
+            prefix,
+            written_prefix,
+            layout,
         }
     }
 
@@ -178,33 +237,63 @@ impl Keys {
         &self.prefix
     }
 
-    /// The key of a session: `{prefix}{ns}:s:{id}`.
+    /// The layout.
+    pub(crate) fn layout(&self) -> KeyLayout {
+        self.layout
+    }
+
+    /// Whether the sessions of these two namespaces always share a hash slot, so that one
+    /// script may touch both: always in the uapi layout (used on one Redis only), and in the
+    /// cluster layout when both are the same non-empty namespace (anonymous sessions are tagged
+    /// by id).
+    pub(crate) fn same_slot(&self, a: &str, b: &str) -> bool {
+        match self.layout {
+            KeyLayout::Uapi => true,
+            KeyLayout::Cluster => !a.is_empty() && a == b,
+        }
+    }
+
+    /// The key of a session: `{prefix}{ns}:s:{id}` (uapi), `{prefix}{{ns}}:s:{id}` or, when
+    /// anonymous, `{prefix}:s:{{id}}` (cluster).
     pub(crate) fn session_key(&self, namespace: &str, id: &str) -> String {
+        if self.layout == KeyLayout::Cluster && namespace.is_empty() {
+            let mut key = String::with_capacity(self.written_prefix.len() + id.len() + 5);
+            key.push_str(&self.written_prefix);
+            key.push_str(":s:{");
+            key.push_str(id);
+            key.push('}');
+            return key;
+        }
         let mut key = self.session_key_prefix(namespace);
         key.push_str(id);
         key
     }
 
-    /// What every session key of a namespace starts with, the id following: `{prefix}{ns}:s:`.
-    /// Used by the `remove_namespace` script to build keys from the index's members.
+    /// What every session key of a non-empty namespace starts with, the id following:
+    /// `{prefix}{ns}:s:` (uapi) or `{prefix}{{ns}}:s:` (cluster). Used by the
+    /// `remove_namespace` scripts to build keys from the index's members.
     pub(crate) fn session_key_prefix(&self, namespace: &str) -> String {
         let mut key = self.index_key(namespace);
         key.push(':');
         key
     }
 
-    /// The key of a namespace's index (a sorted set of ids scored by expiry): `{prefix}{ns}:s`.
+    /// The key of a namespace's index (a sorted set of ids scored by expiry): `{prefix}{ns}:s`
+    /// (uapi) or `{prefix}{{ns}}:s` (cluster).
     pub(crate) fn index_key(&self, namespace: &str) -> String {
+        let namespace = encode_namespace(namespace);
+        let mut key = String::with_capacity(self.written_prefix.len() + namespace.len() + 4);
+        key.push_str(&self.written_prefix);
         match self.layout {
-            Layout::Uapi => {
-                let namespace = encode_namespace(namespace);
-                let mut key = String::with_capacity(self.prefix.len() + namespace.len() + 2);
-                key.push_str(&self.prefix);
-                key.push_str(&namespace);
-                key.push_str(":s");
-                key
+            KeyLayout::Uapi => key.push_str(&namespace),
+            KeyLayout::Cluster => {
+                key.push('{');
+                key.push_str(&escape_braces(&namespace, false));
+                key.push('}');
             }
         }
+        key.push_str(":s");
+        key
     }
 }
 
@@ -289,7 +378,70 @@ mod tests {
         assert_ne!(a, b);
     }
 
+    #[test]
+    fn cluster_layout_tags_the_namespace_or_the_id() {
+        let keys = Keys::with_layout("app:", KeyLayout::Cluster);
+        assert_eq!(
+            keys.session_key("alice", ID),
+            format!("app:{{alice}}:s:{ID}")
+        );
+        assert_eq!(keys.index_key("alice"), "app:{alice}:s");
+        assert_eq!(keys.session_key_prefix("alice"), "app:{alice}:s:");
+        assert_eq!(keys.session_key("", ID), format!("app::s:{{{ID}}}"));
+        // Braces never make a second tag; `%` in the namespace is already encoded.
+        assert_eq!(keys.index_key("{x}"), "app:{%7Bx%7D}:s");
+        assert_eq!(keys.index_key("a:b%"), "app:{a%3Ab%25}:s");
+        let odd = Keys::with_layout("p{}%", KeyLayout::Cluster);
+        assert_eq!(odd.index_key("a"), "p%7B%7D%25{a}:s");
+        assert_eq!(odd.session_key("", ID), format!("p%7B%7D%25:s:{{{ID}}}"));
+        assert_eq!(odd.prefix(), "p{}%");
+        // The cookie value does not depend on the layout.
+        assert_eq!(cookie_value("{x}", ID), format!("{{x}}:{ID}"));
+        assert!(keys.same_slot("alice", "alice"));
+        assert!(!keys.same_slot("alice", "bob"));
+        assert!(!keys.same_slot("", ""));
+        assert!(Keys::new("").same_slot("", "bob"));
+    }
+
+    /// The hash tag of a key, as Redis Cluster computes it: the bytes between the first `{`
+    /// and the first `}` after it, if not empty; else the whole key.
+    fn hash_tag(key: &str) -> &str {
+        if let Some(open) = key.find('{') {
+            if let Some(len) = key[open + 1..].find('}') {
+                if len > 0 {
+                    return &key[open + 1..open + 1 + len];
+                }
+            }
+        }
+        key
+    }
+
     proptest! {
+        #[test]
+        fn cluster_keys_of_a_namespace_share_one_tag(
+            prefix in any::<String>(),
+            namespace in any::<String>(),
+            other in any::<String>(),
+            id in "[0-9a-f]{64}",
+        ) {
+            prop_assume!(!namespace.is_empty());
+            let keys = Keys::with_layout(prefix, KeyLayout::Cluster);
+            let index = keys.index_key(&namespace);
+            let tag = hash_tag(&index);
+            let session = keys.session_key(&namespace, &id);
+            prop_assert_eq!(hash_tag(&session), tag);
+            let encoded = encode_namespace(&namespace);
+            prop_assert_eq!(tag, &*escape_braces(&encoded, false));
+            // The tag is the namespace's own: distinct namespaces, distinct tags.
+            if other != namespace && !other.is_empty() {
+                let other_index = keys.index_key(&other);
+                prop_assert_ne!(hash_tag(&other_index), tag);
+            }
+            // Anonymous sessions are tagged by their id.
+            let anonymous = keys.session_key("", &id);
+            prop_assert_eq!(hash_tag(&anonymous), id.as_str());
+        }
+
         #[test]
         fn cookie_value_round_trips(namespace in any::<String>(), id in "[0-9a-f]{64}") {
             let value = cookie_value(&namespace, &id);

@@ -10,6 +10,8 @@
 //! is not written back, malformed cookies are anonymous sessions, and a
 //! store that is down or slow is a 503, never a hang.
 
+#[cfg(feature = "redis")]
+mod cluster;
 pub(crate) mod keys;
 #[cfg(feature = "redis")]
 mod store;
@@ -22,6 +24,9 @@ use std::{
     time::Duration,
 };
 
+#[cfg(feature = "redis")]
+pub use self::cluster::{ClusterStoreError, RedisClusterStore};
+pub use self::keys::KeyLayout;
 #[cfg(feature = "redis")]
 pub use self::store::RedisStore;
 use crate::{

@@ -1,4 +1,5 @@
-//! [`RedisStore`]: sessions in one Redis, in uapi's layout.
+//! [`RedisStore`]: sessions in one Redis, in uapi's layout; and [`Core`], the store's logic
+//! over any connection, shared with the cluster store.
 
 use std::{
     fmt,
@@ -8,19 +9,19 @@ use std::{
 };
 
 use redis::{
-    aio::{ConnectionManager, ConnectionManagerConfig},
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     RedisResult, Script,
 };
 
-use crate::redis::keys::Keys;
+use crate::redis::keys::{KeyLayout, Keys};
 use crate::store::{BoxFuture, SaveOp, SaveOutcome, SessionData, SessionStore, StoreError};
 
 /// Default for [`RedisStore::with_timeout`].
-const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// `ConnectionManager` settings used by [`RedisStore::connect`]: a connection attempt gives up
 /// after this long (a reachable Redis answers in milliseconds)...
-const CONNECTION_TIMEOUT: Duration = Duration::from_millis(500);
+pub(crate) const CONNECTION_TIMEOUT: Duration = Duration::from_millis(500);
 /// ... and the attempts of one reconnection are spaced 50, 100, 200, 400 ms (plus jitter),
 /// capped at 500 ms, so that a Redis that comes back is found within about half a second.
 const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
@@ -92,6 +93,38 @@ redis.call('DEL', KEYS[1])
 return deleted
 ";
 
+/// Deletes every session of a namespace and its index, on a cluster: like
+/// [`REMOVE_NAMESPACE_LUA`], but every key it deletes is declared, so that Redis Cluster checks
+/// them all (a slot being migrated answers `ASK` or `TRYAGAIN`, which the client follows,
+/// instead of the script missing sessions that already moved).
+///
+/// KEYS[1]: the index; KEYS[2..]: the session keys of the ids the caller read from it.
+/// ARGV[1]: the namespace's session key prefix. Returns -1, deleting nothing, when the index
+/// now holds an id whose key was not declared (a session was added meanwhile): the caller
+/// reads the index again.
+const REMOVE_LISTED_LUA: &str = r"
+local declared = {}
+for i = 2, #KEYS do declared[KEYS[i]] = true end
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+for _, id in ipairs(ids) do
+  if not declared[ARGV[1] .. id] then return -1 end
+end
+local deleted = 0
+for i = 2, #KEYS, 1000 do
+  deleted = deleted + redis.call('DEL', unpack(KEYS, i, math.min(i + 999, #KEYS)))
+end
+redis.call('DEL', KEYS[1])
+return deleted
+";
+
+/// Deletes one session and its index entry; returns how many keys were deleted (0 or 1).
+/// KEYS[1]: the session; KEYS[2], if given: the index. ARGV[1]: the id.
+const REMOVE_LUA: &str = r"
+local deleted = redis.call('DEL', KEYS[1])
+if KEYS[2] then redis.call('ZREM', KEYS[2], ARGV[1]) end
+return deleted
+";
+
 /// The live ids of an index, by Redis's clock (see [`SAVE_LUA`]). KEYS[1]: the index.
 const LIST_NAMESPACE_LUA: &str = r"
 local t = redis.call('TIME')
@@ -102,6 +135,12 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. string.format('%.6f', now), '
 static SAVE: LazyLock<Script> = LazyLock::new(|| Script::new(SAVE_LUA));
 static REMOVE_NAMESPACE: LazyLock<Script> = LazyLock::new(|| Script::new(REMOVE_NAMESPACE_LUA));
 static LIST_NAMESPACE: LazyLock<Script> = LazyLock::new(|| Script::new(LIST_NAMESPACE_LUA));
+static REMOVE_LISTED: LazyLock<Script> = LazyLock::new(|| Script::new(REMOVE_LISTED_LUA));
+static REMOVE: LazyLock<Script> = LazyLock::new(|| Script::new(REMOVE_LUA));
+
+/// How often the cluster's `remove_namespace` reads the index again when sessions keep being
+/// added to it between the read and the delete, before giving up.
+const REMOVE_LISTED_ATTEMPTS: usize = 10;
 
 /// A [`SessionStore`] in one Redis (uapi's `AsyncRedisSessionStore`), in uapi's key layout so
 /// that a Python uapi service can share the sessions.
@@ -143,9 +182,7 @@ static LIST_NAMESPACE: LazyLock<Script> = LazyLock::new(|| Script::new(LIST_NAME
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
-    keys: Arc<Keys>,
-    timeout: Duration,
+    core: Core<ConnectionManager>,
 }
 
 impl RedisStore {
@@ -184,9 +221,7 @@ impl RedisStore {
     /// reconnection settings).
     pub fn from_connection_manager(connection: ConnectionManager) -> Self {
         Self {
-            connection,
-            keys: Arc::new(Keys::new("")),
-            timeout: DEFAULT_TIMEOUT,
+            core: Core::new(connection, KeyLayout::Uapi, false),
         }
     }
 
@@ -194,7 +229,20 @@ impl RedisStore {
     /// `clear_session` forgot it). Defaults to `""`, as uapi's `redis_key_prefix`.
     #[must_use]
     pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.keys = Arc::new(Keys::new(prefix));
+        self.core = self.core.with_key_prefix(prefix);
+        self
+    }
+
+    /// The key layout. Defaults to [`KeyLayout::Uapi`], uapi's layout, so that a Python uapi
+    /// service can share the sessions; [`KeyLayout::Cluster`] writes the layout of
+    /// [`RedisClusterStore`](crate::redis::RedisClusterStore) into one Redis, for example to
+    /// move to a cluster later with `redis-cli --cluster import` (see
+    /// [the cluster guide](crate::redis::RedisClusterStore#migrating-from-the-uapi-layout)).
+    ///
+    /// Sessions written in one layout are not found in the other.
+    #[must_use]
+    pub fn with_key_layout(mut self, layout: KeyLayout) -> Self {
+        self.core = self.core.with_key_layout(layout);
         self
     }
 
@@ -202,11 +250,101 @@ impl RedisStore {
     /// [`StoreError::Timeout`]. Defaults to 250 ms (uapi has none).
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.core.timeout = timeout;
+        self
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the ConnectionManager: its client's connection info may hold a password.
+        let mut out = f.debug_struct("RedisStore");
+        self.core.debug_fields(&mut out);
+        out.finish_non_exhaustive()
+    }
+}
+
+impl SessionStore for RedisStore {
+    fn load<'a>(
+        &'a self,
+        namespace: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SessionData>, StoreError>> {
+        Box::pin(self.core.load(namespace, id))
+    }
+
+    fn save<'a>(&'a self, op: SaveOp<'a>) -> BoxFuture<'a, Result<SaveOutcome, StoreError>> {
+        Box::pin(self.core.save(op))
+    }
+
+    fn remove<'a>(
+        &'a self,
+        namespace: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.core.remove(namespace, id))
+    }
+
+    fn remove_namespace<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(self.core.remove_namespace(namespace))
+    }
+
+    fn list_namespace<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(self.core.list_namespace(namespace))
+    }
+}
+
+/// The logic of a Redis session store over any connection: the one Redis of [`RedisStore`]
+/// (a [`ConnectionManager`]) or the cluster of
+/// [`RedisClusterStore`](crate::redis::RedisClusterStore). Same scripts, same timeouts.
+#[derive(Clone)]
+pub(crate) struct Core<C> {
+    connection: C,
+    keys: Arc<Keys>,
+    pub(crate) timeout: Duration,
+    /// On a Redis Cluster: a login whose old session is in another hash slot is two steps, and
+    /// `remove_namespace` declares every key it deletes.
+    cluster: bool,
+}
+
+impl<C> Core<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    pub(crate) fn new(connection: C, layout: KeyLayout, cluster: bool) -> Self {
+        Self {
+            connection,
+            keys: Arc::new(Keys::with_layout("", layout)),
+            timeout: DEFAULT_TIMEOUT,
+            cluster,
+        }
+    }
+
+    pub(crate) fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.keys = Arc::new(Keys::with_layout(prefix, self.keys.layout()));
         self
     }
 
-    /// Runs one Redis call under the timeout.
+    pub(crate) fn with_key_layout(mut self, layout: KeyLayout) -> Self {
+        self.keys = Arc::new(Keys::with_layout(self.keys.prefix(), layout));
+        self
+    }
+
+    /// The fields `Debug` shows: never the connection (its connection info may hold a
+    /// password).
+    pub(crate) fn debug_fields(&self, out: &mut fmt::DebugStruct<'_, '_>) {
+        out.field("key_prefix", &self.keys.prefix())
+            .field("key_layout", &self.keys.layout())
+            .field("timeout", &self.timeout);
+    }
+
+    /// Runs one store call (one or more Redis round trips) under the timeout.
     async fn call<T>(
         &self,
         what: &'static str,
@@ -223,16 +361,6 @@ impl RedisStore {
                 Err(StoreError::Timeout(self.timeout))
             }
         }
-    }
-}
-
-impl fmt::Debug for RedisStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Not the ConnectionManager: its client's connection info may hold a password.
-        f.debug_struct("RedisStore")
-            .field("key_prefix", &self.keys.prefix())
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
     }
 }
 
@@ -257,146 +385,179 @@ fn flag(on: bool) -> &'static str {
     }
 }
 
-impl SessionStore for RedisStore {
-    fn load<'a>(
-        &'a self,
-        namespace: &'a str,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<SessionData>, StoreError>> {
-        Box::pin(async move {
-            let key = self.keys.session_key(namespace, id);
-            let mut connection = self.connection.clone();
-            let cmd = redis::cmd("GET").arg(&key).clone();
-            let payload: Option<Vec<u8>> =
-                self.call("load", cmd.query_async(&mut connection)).await?;
-            let Some(payload) = payload else {
-                return Ok(None);
-            };
-            match serde_json::from_slice::<SessionData>(&payload) {
-                Ok(data) => Ok(Some(data)),
-                Err(err) => {
-                    // Never log a whole id: it is the bearer's credential.
-                    let id_start = id.get(..8).unwrap_or_default();
-                    tracing::warn!(
-                        namespace,
-                        id_start,
-                        error = %err,
-                        "session store: corrupt session payload, treated as no session"
-                    );
-                    Ok(None)
-                }
+impl<C> Core<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    pub(crate) async fn load(
+        &self,
+        namespace: &str,
+        id: &str,
+    ) -> Result<Option<SessionData>, StoreError> {
+        let key = self.keys.session_key(namespace, id);
+        let mut connection = self.connection.clone();
+        let cmd = redis::cmd("GET").arg(&key).clone();
+        let payload: Option<Vec<u8>> = self.call("load", cmd.query_async(&mut connection)).await?;
+        let Some(payload) = payload else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<SessionData>(&payload) {
+            Ok(data) => Ok(Some(data)),
+            Err(err) => {
+                // Never log a whole id: it is the bearer's credential.
+                let id_start = id.get(..8).unwrap_or_default();
+                tracing::warn!(
+                    namespace,
+                    id_start,
+                    error = %err,
+                    "session store: corrupt session payload, treated as no session"
+                );
+                Ok(None)
             }
-        })
+        }
     }
 
-    fn save<'a>(&'a self, op: SaveOp<'a>) -> BoxFuture<'a, Result<SaveOutcome, StoreError>> {
-        Box::pin(async move {
-            let key = self.keys.session_key(op.namespace, op.id);
-            let json =
-                serde_json::to_string(op.data).map_err(|e| StoreError::Unavailable(e.into()))?;
-            let mut connection = self.connection.clone();
-            if op.existing && op.replaces.is_none() {
-                // Update in place: keep the TTL, never recreate a session that is gone.
-                let cmd = redis::cmd("SET")
-                    .arg(&key)
-                    .arg(&json)
-                    .arg("XX")
-                    .arg("KEEPTTL")
-                    .clone();
-                let reply: Option<String> =
-                    self.call("save", cmd.query_async(&mut connection)).await?;
-                return Ok(if reply.is_some() {
-                    SaveOutcome::Saved
-                } else {
-                    SaveOutcome::Gone
-                });
-            }
-            let indexed = !op.existing && !op.namespace.is_empty();
-            let mut invocation = SAVE.key(&key);
-            if indexed {
-                invocation.key(self.keys.index_key(op.namespace));
-            }
-            let (old_id, old_indexed) = match op.replaces {
-                Some((old_namespace, old_id)) => {
-                    invocation.key(self.keys.session_key(old_namespace, old_id));
-                    let old_indexed = !old_namespace.is_empty();
-                    if old_indexed {
-                        invocation.key(self.keys.index_key(old_namespace));
-                    }
-                    (old_id, old_indexed)
-                }
-                None => ("", false),
-            };
-            invocation
-                .arg(&json)
-                .arg(max_age_millis(op.max_age))
-                .arg(op.id)
-                .arg(flag(op.existing))
-                .arg(flag(indexed))
-                .arg(old_id)
-                .arg(flag(old_indexed));
-            let written: i64 = self
-                .call("save", invocation.invoke_async(&mut connection))
-                .await?;
-            Ok(if written == 1 {
+    pub(crate) async fn save(&self, op: SaveOp<'_>) -> Result<SaveOutcome, StoreError> {
+        let json = serde_json::to_string(op.data).map_err(|e| StoreError::Unavailable(e.into()))?;
+        self.call("save", self.save_json(op, &json)).await
+    }
+
+    async fn save_json(&self, op: SaveOp<'_>, json: &str) -> RedisResult<SaveOutcome> {
+        let key = self.keys.session_key(op.namespace, op.id);
+        let mut connection = self.connection.clone();
+        if op.existing && op.replaces.is_none() {
+            // Update in place: keep the TTL, never recreate a session that is gone.
+            let cmd = redis::cmd("SET")
+                .arg(&key)
+                .arg(json)
+                .arg("XX")
+                .arg("KEEPTTL")
+                .clone();
+            let reply: Option<String> = cmd.query_async(&mut connection).await?;
+            return Ok(if reply.is_some() {
                 SaveOutcome::Saved
             } else {
                 SaveOutcome::Gone
-            })
-        })
+            });
+        }
+        // On a cluster, a script touches one hash slot: an old session in another slot (an
+        // anonymous session, another user's) is deleted in a second step, once the new one is
+        // written. On one Redis the whole login is one atomic script.
+        let (together, apart) = match op.replaces {
+            Some((old_namespace, _)) if self.cluster => {
+                if self.keys.same_slot(op.namespace, old_namespace) {
+                    (op.replaces, None)
+                } else {
+                    (None, op.replaces)
+                }
+            }
+            replaces => (replaces, None),
+        };
+        let indexed = !op.existing && !op.namespace.is_empty();
+        let mut invocation = SAVE.key(&key);
+        if indexed {
+            invocation.key(self.keys.index_key(op.namespace));
+        }
+        let (old_id, old_indexed) = match together {
+            Some((old_namespace, old_id)) => {
+                invocation.key(self.keys.session_key(old_namespace, old_id));
+                let old_indexed = !old_namespace.is_empty();
+                if old_indexed {
+                    invocation.key(self.keys.index_key(old_namespace));
+                }
+                (old_id, old_indexed)
+            }
+            None => ("", false),
+        };
+        invocation
+            .arg(json)
+            .arg(max_age_millis(op.max_age))
+            .arg(op.id)
+            .arg(flag(op.existing))
+            .arg(flag(indexed))
+            .arg(old_id)
+            .arg(flag(old_indexed));
+        let written: i64 = invocation.invoke_async(&mut connection).await?;
+        if written != 1 {
+            return Ok(SaveOutcome::Gone);
+        }
+        if let Some((old_namespace, old_id)) = apart {
+            if (old_namespace, old_id) != (op.namespace, op.id) {
+                self.remove_script(old_namespace, old_id).await?;
+            }
+        }
+        Ok(SaveOutcome::Saved)
     }
 
-    fn remove<'a>(
-        &'a self,
-        namespace: &'a str,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            let key = self.keys.session_key(namespace, id);
-            let mut connection = self.connection.clone();
-            let mut pipe = redis::pipe();
-            pipe.del(&key);
-            if !namespace.is_empty() {
-                // One MULTI/EXEC: the key and its index entry go together.
-                pipe.atomic()
-                    .zrem(self.keys.index_key(namespace), id)
-                    .ignore();
-            }
-            let (deleted,): (u64,) = self
-                .call("remove", pipe.query_async(&mut connection))
+    /// Deletes a session and its index entry in one script (one slot); returns whether the
+    /// session existed.
+    async fn remove_script(&self, namespace: &str, id: &str) -> RedisResult<bool> {
+        let mut connection = self.connection.clone();
+        let mut invocation = REMOVE.key(self.keys.session_key(namespace, id));
+        if !namespace.is_empty() {
+            invocation.key(self.keys.index_key(namespace));
+        }
+        invocation.arg(id);
+        let deleted: u64 = invocation.invoke_async(&mut connection).await?;
+        Ok(deleted > 0)
+    }
+
+    pub(crate) async fn remove(&self, namespace: &str, id: &str) -> Result<bool, StoreError> {
+        self.call("remove", self.remove_script(namespace, id)).await
+    }
+
+    pub(crate) async fn remove_namespace(&self, namespace: &str) -> Result<u64, StoreError> {
+        if namespace.is_empty() {
+            return Ok(0);
+        }
+        if self.cluster {
+            return self
+                .call("remove_namespace", self.remove_listed(namespace))
+                .await;
+        }
+        let mut connection = self.connection.clone();
+        let mut invocation = REMOVE_NAMESPACE.key(self.keys.index_key(namespace));
+        invocation.arg(self.keys.session_key_prefix(namespace));
+        self.call("remove_namespace", invocation.invoke_async(&mut connection))
+            .await
+    }
+
+    /// `remove_namespace` on a cluster: read the index, then delete the listed sessions and
+    /// the index in a script that declares every key (see [`REMOVE_LISTED_LUA`]).
+    async fn remove_listed(&self, namespace: &str) -> RedisResult<u64> {
+        let index = self.keys.index_key(namespace);
+        let prefix = self.keys.session_key_prefix(namespace);
+        let mut connection = self.connection.clone();
+        for _ in 0..REMOVE_LISTED_ATTEMPTS {
+            let ids: Vec<String> = redis::cmd("ZRANGE")
+                .arg(&index)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut connection)
                 .await?;
-            Ok(deleted > 0)
-        })
+            let mut invocation = REMOVE_LISTED.key(&index);
+            for id in &ids {
+                invocation.key(format!("{prefix}{id}"));
+            }
+            invocation.arg(&prefix);
+            let deleted: i64 = invocation.invoke_async(&mut connection).await?;
+            if let Ok(deleted) = u64::try_from(deleted) {
+                return Ok(deleted);
+            }
+        }
+        Err(redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "remove_namespace: sessions kept being added to the namespace",
+        )))
     }
 
-    fn remove_namespace<'a>(
-        &'a self,
-        namespace: &'a str,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(async move {
-            if namespace.is_empty() {
-                return Ok(0);
-            }
-            let mut connection = self.connection.clone();
-            let mut invocation = REMOVE_NAMESPACE.key(self.keys.index_key(namespace));
-            invocation.arg(self.keys.session_key_prefix(namespace));
-            self.call("remove_namespace", invocation.invoke_async(&mut connection))
-                .await
-        })
-    }
-
-    fn list_namespace<'a>(
-        &'a self,
-        namespace: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
-        Box::pin(async move {
-            if namespace.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut connection = self.connection.clone();
-            let invocation = LIST_NAMESPACE.key(self.keys.index_key(namespace));
-            self.call("list_namespace", invocation.invoke_async(&mut connection))
-                .await
-        })
+    pub(crate) async fn list_namespace(&self, namespace: &str) -> Result<Vec<String>, StoreError> {
+        if namespace.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut connection = self.connection.clone();
+        let invocation = LIST_NAMESPACE.key(self.keys.index_key(namespace));
+        self.call("list_namespace", invocation.invoke_async(&mut connection))
+            .await
     }
 }
