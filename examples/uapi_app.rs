@@ -15,7 +15,8 @@
 //! uapi_app cookie [--port 8000] [--secret-key KEY] [--max-age SECONDS]
 //!                 [--cookie-max-age SECONDS] [--same-site lax|strict|none]
 //!                 [--cookie-path PATH]
-//! uapi_app redis  [--port 8000] [--redis-url URL] [--key-prefix PREFIX]
+//! uapi_app redis  [--port 8000] [--redis-url URL | --redis-cluster URL[,URL…]]
+//!                 [--key-prefix PREFIX]
 //!                 [--max-age SECONDS] [--cookie-max-age SECONDS]
 //!                 [--same-site lax|strict|none] [--cookie-path PATH]
 //! ```
@@ -70,6 +71,8 @@ options:
   --cookie-path PATH          the cookie's Path; empty for none (default none)
   --secret-key KEY            cookie: the signing key (default: a development key)
   --redis-url URL             redis: the Redis to use (default: in memory)
+  --redis-cluster URL[,URL…]  redis: a Redis Cluster instead, by some of its
+                              nodes (cluster-safe key layout)
   --key-prefix PREFIX         redis: the Redis key prefix (default none)
   -h, --help                  this help";
 
@@ -101,6 +104,7 @@ struct Options {
     cookie_path: Option<String>,
     secret_key: Option<String>,
     redis_url: Option<String>,
+    redis_cluster: Vec<String>,
     key_prefix: String,
 }
 
@@ -144,6 +148,7 @@ impl Options {
             cookie_path: None,
             secret_key: None,
             redis_url: None,
+            redis_cluster: Vec::new(),
             key_prefix: String::new(),
         };
         while let Some(arg) = args.next() {
@@ -187,9 +192,22 @@ impl Options {
                 "--cookie-path" => options.cookie_path = Some(value()?).filter(|p| !p.is_empty()),
                 "--secret-key" => options.secret_key = Some(value()?),
                 "--redis-url" => options.redis_url = Some(value()?),
+                "--redis-cluster" => {
+                    options.redis_cluster = value()?
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|url| !url.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                }
                 "--key-prefix" => options.key_prefix = value()?,
                 _ => return Err(ArgsError::Bad(format!("unknown argument `{flag}`"))),
             }
+        }
+        if options.redis_url.is_some() && !options.redis_cluster.is_empty() {
+            return Err(ArgsError::Bad(
+                "give --redis-url or --redis-cluster, not both".into(),
+            ));
         }
         Ok(options)
     }
@@ -317,14 +335,25 @@ async fn app(options: &Options) -> Result<App, String> {
                 .post("/logout", signed::logout);
         }
         Flavour::Redis => {
-            use sessions::redis::{configure_async_sessions, AsyncSessionConfig};
+            use sessions::redis::{
+                configure_async_sessions, AsyncSessionConfig, KeyLayout, RedisClusterStore,
+            };
 
             let mut config =
                 AsyncSessionConfig::default().cookie_settings(options.cookie_settings(None));
             if let Some(max_age) = options.max_age {
                 config = config.max_age(max_age);
             }
-            let handle = if let Some(url) = &options.redis_url {
+            let handle = if !options.redis_cluster.is_empty() {
+                let nodes = options.redis_cluster.join(",");
+                let store = RedisClusterStore::connect(&options.redis_cluster, KeyLayout::Cluster)
+                    .await
+                    .map_err(|error| {
+                        format!("cannot connect to the Redis Cluster at {nodes}: {error}")
+                    })?
+                    .with_key_prefix(options.key_prefix.clone());
+                configure_async_sessions(&mut app, store, config)
+            } else if let Some(url) = &options.redis_url {
                 let store = RedisStore::connect(url)
                     .await
                     .map_err(|error| format!("cannot connect to Redis at {url}: {error}"))?

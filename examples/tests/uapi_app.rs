@@ -605,3 +605,36 @@ fn sigterm_stops_the_app_cleanly() {
     }
     assert!(app.log().contains("shutting down"), "{}", app.log());
 }
+
+#[test]
+fn redis_cluster_serves_the_same_behaviour_with_the_cluster_layout() {
+    let cluster = sessions_tests::redis_cluster::RedisCluster::start(3, 0);
+    let nodes = cluster.urls().join(",");
+    let app = AppProcess::start(&["redis", "--redis-cluster", &nodes, "--key-prefix", "test:"]);
+    let (mut laptop, mut phone, mut bob) = (app.browser(), app.browser(), app.browser());
+    assert_eq!(laptop.get("/").body, "naughty!");
+    assert_eq!(laptop.post("/login?username=alice").status, 201);
+    assert_eq!(phone.post("/login?username=alice").status, 201);
+    assert_eq!(bob.post("/login?username=bob").status, 201);
+    // The cookie value is the same as on one Redis; the keys carry a hash tag.
+    let id = session_id(&laptop, "alice").to_owned();
+    let key = format!("test:{{alice}}:s:{id}");
+    let owner = cluster.master_of_slot(cluster.key_slot(&key));
+    let stored = cluster.cli(owner.port, &["GET", &key]);
+    // redis-cli escapes the quotes it prints.
+    assert_eq!(stored.trim().replace('\\', ""), r#"{"user_id":"alice"}"#);
+    assert_eq!(laptop.get("/").body, "alice");
+    assert_eq!(bob.get("/").body, "bob");
+
+    assert_eq!(phone.post("/logout").status, 204);
+    assert_eq!(phone.get("/").body, "naughty!");
+    assert_eq!(laptop.get("/").body, "alice");
+    assert_eq!(
+        laptop
+            .post("/admin/remove-namespace?namespace=alice")
+            .status,
+        204
+    );
+    assert_eq!(laptop.get("/").body, "naughty!");
+    assert_eq!(bob.get("/").body, "bob");
+}
