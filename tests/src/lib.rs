@@ -2,8 +2,8 @@
 //! and a client with a cookie jar, so tests make real HTTP round trips.
 
 mod http_client;
-pub mod webdriver;
 pub mod redis_cluster;
 pub mod redis_server;
+pub mod webdriver;
 
 pub use http_client::{RequestBuilder, TestClient, TestResponse, TestServer};
