@@ -133,12 +133,9 @@ impl RequestContext {
                     if key.is_empty() {
                         continue;
                     }
-                    let value = value.trim();
-                    let value = value
-                        .strip_prefix('"')
-                        .and_then(|v| v.strip_suffix('"'))
-                        .unwrap_or(value);
-                    cookies.push((key.to_owned(), value.to_owned()));
+                    // The value as sent, quotes included: a quoted value is
+                    // not the value that was set.
+                    cookies.push((key.to_owned(), value.trim().to_owned()));
                 }
             }
             cookies
