@@ -6,7 +6,7 @@ use redis::{cluster::ClusterClient, cluster_async::ClusterConnection};
 
 use crate::redis::keys::KeyLayout;
 use crate::redis::store::{Core, CONNECTION_TIMEOUT};
-use crate::store::{BoxFuture, SaveOp, SaveOutcome, SessionData, SessionStore, StoreError};
+use crate::store::StoreError;
 
 /// Attempts of one cluster request (redirections, `TRYAGAIN` during a slot migration,
 /// reconnections during a failover) before the client gives up; the store's timeout bounds
@@ -133,41 +133,7 @@ impl fmt::Debug for RedisClusterStore {
     }
 }
 
-impl SessionStore for RedisClusterStore {
-    fn load<'a>(
-        &'a self,
-        namespace: &'a str,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<SessionData>, StoreError>> {
-        Box::pin(self.core.load(namespace, id))
-    }
-
-    fn save<'a>(&'a self, op: SaveOp<'a>) -> BoxFuture<'a, Result<SaveOutcome, StoreError>> {
-        Box::pin(self.core.save(op))
-    }
-
-    fn remove<'a>(
-        &'a self,
-        namespace: &'a str,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(self.core.remove(namespace, id))
-    }
-
-    fn remove_namespace<'a>(
-        &'a self,
-        namespace: &'a str,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(self.core.remove_namespace(namespace))
-    }
-
-    fn list_namespace<'a>(
-        &'a self,
-        namespace: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
-        Box::pin(self.core.list_namespace(namespace))
-    }
-}
+super::store::session_store_via_core!(RedisClusterStore);
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ use redis::{
 };
 
 use crate::redis::keys::{KeyLayout, Keys};
-use crate::store::{BoxFuture, SaveOp, SaveOutcome, SessionData, SessionStore, StoreError};
+use crate::store::{SaveOp, SaveOutcome, SessionData, StoreError};
 
 /// Default for [`RedisStore::with_timeout`].
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
@@ -264,41 +264,58 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-impl SessionStore for RedisStore {
-    fn load<'a>(
-        &'a self,
-        namespace: &'a str,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<SessionData>, StoreError>> {
-        Box::pin(self.core.load(namespace, id))
-    }
+/// Implements [`SessionStore`] for a store type with a `core: Core<_>` field, by delegation.
+macro_rules! session_store_via_core {
+    ($store:ty) => {
+        impl $crate::store::SessionStore for $store {
+            fn load<'a>(
+                &'a self,
+                namespace: &'a str,
+                id: &'a str,
+            ) -> $crate::store::BoxFuture<
+                'a,
+                Result<Option<$crate::store::SessionData>, $crate::store::StoreError>,
+            > {
+                Box::pin(self.core.load(namespace, id))
+            }
 
-    fn save<'a>(&'a self, op: SaveOp<'a>) -> BoxFuture<'a, Result<SaveOutcome, StoreError>> {
-        Box::pin(self.core.save(op))
-    }
+            fn save<'a>(
+                &'a self,
+                op: $crate::store::SaveOp<'a>,
+            ) -> $crate::store::BoxFuture<
+                'a,
+                Result<$crate::store::SaveOutcome, $crate::store::StoreError>,
+            > {
+                Box::pin(self.core.save(op))
+            }
 
-    fn remove<'a>(
-        &'a self,
-        namespace: &'a str,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(self.core.remove(namespace, id))
-    }
+            fn remove<'a>(
+                &'a self,
+                namespace: &'a str,
+                id: &'a str,
+            ) -> $crate::store::BoxFuture<'a, Result<bool, $crate::store::StoreError>> {
+                Box::pin(self.core.remove(namespace, id))
+            }
 
-    fn remove_namespace<'a>(
-        &'a self,
-        namespace: &'a str,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(self.core.remove_namespace(namespace))
-    }
+            fn remove_namespace<'a>(
+                &'a self,
+                namespace: &'a str,
+            ) -> $crate::store::BoxFuture<'a, Result<u64, $crate::store::StoreError>> {
+                Box::pin(self.core.remove_namespace(namespace))
+            }
 
-    fn list_namespace<'a>(
-        &'a self,
-        namespace: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
-        Box::pin(self.core.list_namespace(namespace))
-    }
+            fn list_namespace<'a>(
+                &'a self,
+                namespace: &'a str,
+            ) -> $crate::store::BoxFuture<'a, Result<Vec<String>, $crate::store::StoreError>> {
+                Box::pin(self.core.list_namespace(namespace))
+            }
+        }
+    };
 }
+pub(crate) use session_store_via_core;
+
+session_store_via_core!(RedisStore);
 
 /// The logic of a Redis session store over any connection: the one Redis of [`RedisStore`]
 /// (a [`ConnectionManager`]) or the cluster of
