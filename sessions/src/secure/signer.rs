@@ -193,7 +193,11 @@ impl Signer {
     /// byte-identical to itsdangerous' for the same JSON text, keys, salt and timestamp.
     pub(crate) fn sign(&self, json: &[u8], timestamp: u64) -> String {
         // itsdangerous: `if len(compressed) < (len(json) - 1)`.
-        let compressed = compress(json).filter(|c| c.len() + 1 < json.len());
+        let compressed = if cannot_save_two_bytes(json) {
+            None
+        } else {
+            compress(json).filter(|c| c.len() + 1 < json.len())
+        };
         let (payload, is_compressed) = match &compressed {
             Some(compressed) => (compressed.as_slice(), true),
             None => (json, false),
@@ -286,11 +290,99 @@ fn decode_timestamp(text: &str) -> Result<u64, BadToken> {
     Ok(bytes.iter().fold(0, |n, &b| (n << 8) | u64::from(b)))
 }
 
+/// Whether `zlib.compress(data)` is provably at least `data.len() - 1` bytes long, so
+/// that itsdangerous would not use it: then the signer skips zlib (a few microseconds,
+/// most of a typical login) and the token is the same.
+///
+/// It proves it for short payloads with few repeated 3-byte sequences, as small sessions
+/// are (`{"user_id":"alice"}`). zlib never emits a match shorter than 3 bytes, so the
+/// bytes outside every repeated 3-byte sequence are literals, in one block (zlib's
+/// output for short input is the 2-byte header, the block, and the 4-byte Adler-32):
+///
+/// - a stored block takes `len + 5` bytes, a fixed-Huffman block at least `len + 2`
+///   (every literal code is 8 or 9 bits): never short enough;
+/// - a dynamic-Huffman block has a header of at least 29 bits (`BFINAL`, `BTYPE`,
+///   `HLIT`, `HDIST`, `HCLEN` and four 3-bit code-length code lengths), and no prefix
+///   code spends fewer bits on the literals and the end-of-block symbol than their
+///   entropy (Shannon's bound, which every code satisfying Kraft's inequality obeys).
+///
+/// `false` means "maybe": zlib decides.
+fn cannot_save_two_bytes(data: &[u8]) -> bool {
+    const MAX_LEN: usize = 256;
+    let n = data.len();
+    if n > MAX_LEN {
+        return false;
+    }
+    // A byte can be part of a match only if a 3-byte sequence starting at it or at one
+    // of the two bytes before it occurred earlier (a match's source is earlier and every
+    // match is at least 3 bytes). The other bytes are certainly literals.
+    let mut trigrams = [0u64; MAX_LEN];
+    let trigrams = &mut trigrams[..n.saturating_sub(2)];
+    for (start, (trigram, window)) in trigrams.iter_mut().zip(data.windows(3)).enumerate() {
+        // The sequence, then where it starts: sorting groups equal sequences, earliest first.
+        *trigram = u64::from(u32::from_be_bytes([0, window[0], window[1], window[2]])) << 32
+            | start as u64;
+    }
+    trigrams.sort_unstable();
+    let mut maybe_matched = [false; MAX_LEN];
+    for pair in trigrams.windows(2) {
+        if pair[0] >> 32 == pair[1] >> 32 {
+            let start = (pair[1] & 0xFFFF_FFFF) as usize;
+            maybe_matched[start..start + 3].fill(true);
+        }
+    }
+    let mut counts = [0u32; 256];
+    let mut literals = 0usize;
+    for (&byte, _) in data.iter().zip(maybe_matched).filter(|(_, m)| !m) {
+        counts[usize::from(byte)] += 1;
+        literals += 1;
+    }
+    if literals + 7 < n {
+        return false;
+    }
+    // Whatever code the block uses, these certain literals and the end-of-block symbol
+    // cost at least their entropy (matches cost more than zero bits: not counted).
+    let total = (literals + 1) as f64;
+    let entropy_bits: f64 = counts
+        .iter()
+        .chain(std::iter::once(&1))
+        .filter(|&&count| count > 0)
+        .map(|&count| {
+            let count = f64::from(count);
+            count * (total / count).log2()
+        })
+        .sum();
+    // Rounded down with a margin, so that floating-point error cannot overstate it.
+    let block_bits = 29 + (entropy_bits * (1.0 - 1e-9)).floor() as usize;
+    let smallest_stream = 2 + block_bits.div_ceil(8) + 4;
+    smallest_stream + 1 >= n
+}
+
+thread_local! {
+    /// One deflater per thread, reset for each token. zlib's state at level 6 is about
+    /// 256 KiB: allocating it per call (a fresh `mmap`, zeroed page by page) cost more
+    /// than everything else a signed-cookie login does. `deflateReset` gives the state
+    /// of a new stream with the same parameters, so the output is unchanged.
+    static DEFLATER: std::cell::RefCell<Option<Compress>> = const { std::cell::RefCell::new(None) };
+}
+
 /// `zlib.compress(data)`: one zlib stream at the default level (6), all input at once
 /// with `Z_FINISH`, as CPython does it. `None` only if the backend fails, which it does
 /// not for a stream in memory.
 fn compress(data: &[u8]) -> Option<Vec<u8>> {
-    let mut deflater = Compress::new(Compression::new(6), true);
+    DEFLATER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => {
+            let deflater = slot.get_or_insert_with(|| Compress::new(Compression::new(6), true));
+            deflater.reset();
+            compress_with(deflater, data)
+        }
+        // Not reentrant, but never unsound: a nested call gets its own deflater.
+        Err(_) => compress_with(&mut Compress::new(Compression::new(6), true), data),
+    })
+}
+
+/// Compresses `data` into one finished zlib stream with a fresh (or reset) `deflater`.
+fn compress_with(deflater: &mut Compress, data: &[u8]) -> Option<Vec<u8>> {
     // More than zlib's `deflateBound`, so one call normally finishes the stream.
     let mut out = Vec::with_capacity(data.len() + data.len() / 1024 + 64);
     loop {
@@ -653,6 +745,40 @@ mod tests {
     }
 
     #[test]
+    fn typical_sessions_skip_zlib() {
+        for json in [r#"{"user_id":"alice"}"#, r#"{"user_id":"bench"}"#] {
+            assert!(cannot_save_two_bytes(json.as_bytes()), "{json}");
+            let zlib = compress(json.as_bytes()).unwrap();
+            assert!(zlib.len() + 1 >= json.len(), "{json}");
+        }
+        // Many user ids: skipped or not, never a different token.
+        let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789_-.@";
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut skipped = 0;
+        for i in 0..20_000 {
+            let len = 1 + i % 40;
+            let user: String = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    char::from(alphabet[(state % alphabet.len() as u64) as usize])
+                })
+                .collect();
+            let json = format!(r#"{{"user_id":"{user}"}}"#);
+            if cannot_save_two_bytes(json.as_bytes()) {
+                skipped += 1;
+                let zlib = compress(json.as_bytes()).unwrap();
+                assert!(zlib.len() + 1 >= json.len(), "{json}");
+            }
+        }
+        assert!(skipped > 1000, "{skipped}");
+        // Repetitive: zlib decides (and wins).
+        let json = r#"{"a":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
+        assert!(!cannot_save_two_bytes(json.as_bytes()));
+    }
+
+    #[test]
     fn compresses_only_when_it_saves_two_bytes() {
         let signer = Signer::new(Digest::Sha1, b"cookie-session", b"test", &[]);
         assert!(!signer.sign(b"1", 0).starts_with('.'));
@@ -911,6 +1037,26 @@ mod tests {
                 prop_assert!(result.is_ok());
             } else {
                 prop_assert!(result.is_err(), "{mutated} verified");
+            }
+        }
+
+        #[test]
+        fn skipping_zlib_never_changes_a_token(
+            data in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..300),
+                "\\{\"[a-z_]{1,12}\":\"[A-Za-z0-9 ._@-]{0,60}\"\\}".prop_map(String::into_bytes),
+                prop::collection::vec(prop::sample::select(b"ab{}\":,".to_vec()), 0..40),
+                prop::collection::vec(("[a-z_]{1,10}", "[A-Za-z0-9._-]{0,24}"), 1..5).prop_map(
+                    |pairs| {
+                        let map: std::collections::BTreeMap<_, _> = pairs.into_iter().collect();
+                        serde_json::to_vec(&map).expect("JSON")
+                    }
+                ),
+            ],
+        ) {
+            if cannot_save_two_bytes(&data) {
+                let compressed = compress(&data).expect("zlib compresses in memory");
+                prop_assert!(compressed.len() + 1 >= data.len(), "{} -> {}", data.len(), compressed.len());
             }
         }
 
