@@ -1,0 +1,355 @@
+#!/usr/bin/env bash
+# Benchmarks sessions against the field: uapi_app (signed cookie, memory and
+# Redis sessions), a bare hyper server (the ceiling), axum + tower-sessions
+# (memory, Redis) and actix-web + actix-session (cookie, Redis), all built in
+# release mode, under wrk, with Redis's own ceiling from redis-benchmark.
+#
+#   scripts/bench.sh
+#
+# The load generator runs on one core, the servers and Redis on another
+# (taskset); each server is started fresh for each round and the servers take
+# turns (A B C … A B C …), so that drift hits all alike. Two workloads:
+#
+#   READ   GET / with the cookie of one POST /login made just before
+#   WRITE  POST /login?username=bench with no cookie: a new session is
+#          created and written each time (to Redis for the Redis flavours)
+#
+# It prints a table (req/s as the median of rounds, p99 latency, server CPU
+# time per request from /proc/PID/stat, Redis CPU time per request, ratios to
+# bare hyper and to the best peer) and the issue's targets, met or missed,
+# and writes them to $BENCH_OUT.
+#
+# Settings (environment):
+#   BENCH_SECS=8          seconds of each measured wrk run
+#   BENCH_WARMUP=1        seconds of wrk before each measured run
+#   BENCH_ROUNDS=3        rounds
+#   BENCH_CONNECTIONS=32  wrk connections (and redis-benchmark clients)
+#   BENCH_LOAD_CPU=0      the core of wrk and redis-benchmark
+#   BENCH_SERVER_CPU=1    the core of the servers and Redis
+#   BENCH_SERVERS="..."   a subset of: sessions-cookie sessions-memory
+#                         sessions-redis hyper axum-memory axum-redis
+#                         actix-cookie actix-redis
+#   BENCH_WORKLOADS="read write"
+#   BENCH_OUT=target/bench/results.md
+#   BENCH_NO_BUILD=1      use the binaries already built
+#   BENCH_BASELINE_APP=/path/to/uapi_app
+#                         another build of uapi_app (say, of the previous
+#                         commit) for a before/after in one run: add
+#                         baseline-cookie, baseline-memory, baseline-redis
+#                         to BENCH_SERVERS
+#
+# Needs wrk, redis-server, redis-benchmark, redis-cli, curl and taskset; it
+# installs nothing. With the defaults a run takes about 8 minutes.
+
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+secs=${BENCH_SECS:-8}
+warmup=${BENCH_WARMUP:-1}
+rounds=${BENCH_ROUNDS:-3}
+connections=${BENCH_CONNECTIONS:-32}
+load_cpu=${BENCH_LOAD_CPU:-0}
+server_cpu=${BENCH_SERVER_CPU:-1}
+servers=${BENCH_SERVERS:-"sessions-cookie sessions-memory sessions-redis hyper axum-memory axum-redis actix-cookie actix-redis"}
+workloads=${BENCH_WORKLOADS:-"read write"}
+out=${BENCH_OUT:-$root/target/bench/results.md}
+
+missing=()
+for tool in wrk redis-server redis-benchmark redis-cli curl taskset awk; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+    echo "bench.sh: missing: ${missing[*]}" >&2
+    for tool in "${missing[@]}"; do
+        case $tool in
+        wrk) echo "  apt-get install wrk" >&2 ;;
+        redis-*) echo "  apt-get install redis-server redis-tools" >&2 ;;
+        curl) echo "  apt-get install curl" >&2 ;;
+        taskset) echo "  apt-get install util-linux" >&2 ;;
+        esac
+    done
+    exit 1
+fi
+if (($(nproc --all) < 2)); then
+    echo "bench.sh: needs two cores (one for the load, one for the servers)" >&2
+    exit 1
+fi
+
+main_target=${CARGO_TARGET_DIR:-$root/target}
+peers_target=${BENCH_PEERS_TARGET_DIR:-$root/bench/target}
+if [[ -z ${BENCH_NO_BUILD:-} ]]; then
+    echo "== building in release mode (the peers' first build takes a while)" >&2
+    (cd "$root" && cargo build --release -p examples --bin uapi_app)
+    (cd "$root/bench" && CARGO_TARGET_DIR=$peers_target cargo build --release)
+fi
+uapi_app=$main_target/release/uapi_app
+peers=$peers_target/release
+for binary in "$uapi_app" "$peers/hyper_bare" "$peers/axum_peer" "$peers/actix_peer"; do
+    [[ -x $binary ]] || { echo "bench.sh: $binary is not built" >&2; exit 1; }
+done
+
+baseline_app=${BENCH_BASELINE_APP:-}
+if [[ $servers == *baseline-* && ! -x $baseline_app ]]; then
+    echo "bench.sh: baseline-* servers need BENCH_BASELINE_APP, the path of a uapi_app binary" >&2
+    exit 1
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/sessions-bench.XXXXXX")
+redis_pid=
+server_pid=
+cleanup() {
+    if [[ -n $server_pid ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    if [[ -n $redis_pid ]]; then
+        kill "$redis_pid" 2>/dev/null || true
+        wait "$redis_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Our own Redis on a free loopback port, on the servers' core.
+redis_port=
+for _ in $(seq 20); do
+    port=$((20000 + RANDOM % 40000))
+    redis-cli -p "$port" ping >/dev/null 2>&1 && continue
+    taskset -c "$server_cpu" redis-server --port "$port" --bind 127.0.0.1 --save "" \
+        --appendonly no --protected-mode no >"$work/redis.log" 2>&1 &
+    redis_pid=$!
+    for _ in $(seq 50); do
+        if [[ $(redis-cli -p "$port" ping 2>/dev/null) == PONG ]]; then
+            redis_port=$port
+            break 2
+        fi
+        kill -0 "$redis_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+    redis_pid=
+done
+[[ -n $redis_port ]] || { echo "bench.sh: could not start redis-server" >&2; exit 1; }
+redis_url=redis://127.0.0.1:$redis_port
+echo "== redis-server $(redis-server --version | awk '{print $3}') on port $redis_port (pid $redis_pid)" >&2
+
+command_of() {
+    case $1 in
+    sessions-cookie) echo "$uapi_app cookie --port 0 --secret-key bench-secret-key-of-at-least-32-bytes" ;;
+    sessions-memory) echo "$uapi_app redis --port 0" ;;
+    sessions-redis) echo "$uapi_app redis --port 0 --redis-url $redis_url" ;;
+    baseline-cookie) echo "$baseline_app cookie --port 0 --secret-key bench-secret-key-of-at-least-32-bytes" ;;
+    baseline-memory) echo "$baseline_app redis --port 0" ;;
+    baseline-redis) echo "$baseline_app redis --port 0 --redis-url $redis_url" ;;
+    hyper) echo "$peers/hyper_bare --port 0" ;;
+    axum-memory) echo "$peers/axum_peer memory --port 0" ;;
+    axum-redis) echo "$peers/axum_peer redis --port 0 --redis-url $redis_url" ;;
+    actix-cookie) echo "$peers/actix_peer cookie --port 0" ;;
+    actix-redis) echo "$peers/actix_peer redis --port 0 --redis-url $redis_url" ;;
+    *) echo "bench.sh: unknown server $1" >&2; exit 1 ;;
+    esac
+}
+
+# utime + stime of a process (all its threads), in clock ticks.
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+ticks_per_sec=$(getconf CLK_TCK)
+
+# Starts a server pinned to the server core; sets server_pid and port.
+start_server() {
+    local name=$1
+    # shellcheck disable=SC2046
+    RUST_LOG=${RUST_LOG:-warn} taskset -c "$server_cpu" $(command_of "$name") \
+        >"$work/$name.out" 2>"$work/$name.err" &
+    server_pid=$!
+    port=
+    for _ in $(seq 200); do
+        port=$(sed -n 's|^listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$work/$name.out" 2>/dev/null || true)
+        [[ -n $port ]] && return 0
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "bench.sh: $name did not start:" >&2
+    cat "$work/$name.err" >&2
+    exit 1
+}
+
+stop_server() {
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
+
+# The `name=value` of the session cookie of a fresh login; checks that the
+# session is really read back.
+login_cookie() {
+    local base=$1 cookie body
+    cookie=$(curl -sS -D - -o /dev/null -X POST "$base/login?username=bench" |
+        tr -d '\r' | awk 'tolower($1) == "set-cookie:" { sub(/^[^:]*: */, ""); sub(/;.*/, ""); print; exit }')
+    body=$(curl -sS -H "Cookie: $cookie" "$base/")
+    if [[ -z $cookie || $body != *bench* ]]; then
+        echo "bench.sh: $name: login did not give a working session (cookie '$cookie', GET / '$body')" >&2
+        return 1
+    fi
+    echo "$cookie"
+}
+
+echo 'wrk.method = "POST"' >"$work/post.lua"
+
+# Runs wrk; prints "requests req/s p99_us non2xx socket_errors".
+run_wrk() {
+    local duration=$1
+    shift
+    taskset -c "$load_cpu" wrk -t1 -c"$connections" -d"${duration}s" --latency "$@" >"$work/wrk.out" 2>&1 || {
+        cat "$work/wrk.out" >&2
+        exit 1
+    }
+    awk '
+        / requests in / { requests = $1 }
+        /^Requests\/sec:/ { rps = $2 }
+        /^ +99%/ {
+            v = $2; unit = v; sub(/[0-9.]+/, "", unit); sub(/[a-z]+$/, "", v)
+            p99 = (unit == "us") ? v : (unit == "ms") ? v * 1000 : (unit == "s") ? v * 1e6 : v
+        }
+        /Non-2xx or 3xx responses:/ { non2xx = $NF }
+        /Socket errors:/ { errors = $4 + $6 + $8 + $10; gsub(/,/, "", errors) }
+        END { printf "%d %.0f %.0f %d %d\n", requests, rps, p99, non2xx, errors }
+    ' "$work/wrk.out"
+}
+
+for name in $servers; do
+    command_of "$name" >/dev/null || exit 1
+done
+
+results=$work/results.tsv
+: >"$results"
+echo "== $rounds rounds of ${secs}s per server and workload, $connections connections; wrk on CPU $load_cpu, servers and Redis on CPU $server_cpu" >&2
+for round in $(seq "$rounds"); do
+    for name in $servers; do
+        start_server "$name"
+        base=http://127.0.0.1:$port
+        for workload in $workloads; do
+            case $workload in
+            read)
+                if [[ $name == hyper ]]; then
+                    # No sessions: a cookie of a signed session's size, ignored.
+                    cookie="session=$(printf 'x%.0s' $(seq 100))"
+                else
+                    cookie=$(login_cookie "$base") || exit 1
+                fi
+                args=(-H "Cookie: $cookie" "$base/")
+                ;;
+            write)
+                status=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$base/login?username=bench")
+                [[ $status == 2* ]] || { echo "bench.sh: $name: POST /login answered $status" >&2; exit 1; }
+                args=(-s "$work/post.lua" "$base/login?username=bench")
+                ;;
+            *) echo "bench.sh: unknown workload $workload" >&2; exit 1 ;;
+            esac
+            ((warmup > 0)) && run_wrk "$warmup" "${args[@]}" >/dev/null
+            before=$(cpu_ticks "$server_pid")
+            redis_before=$(cpu_ticks "$redis_pid")
+            read -r requests rps p99 non2xx errors < <(run_wrk "$secs" "${args[@]}")
+            [[ -n $requests ]] || { echo "bench.sh: $name: wrk failed" >&2; exit 1; }
+            after=$(cpu_ticks "$server_pid")
+            redis_after=$(cpu_ticks "$redis_pid")
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$workload" \
+                "$requests" "$rps" "$p99" "$((after - before))" "$((redis_after - redis_before))" \
+                "$non2xx" "$errors" >>"$results"
+            printf '   round %s %-16s %-5s %8s req/s  p99 %6s us  %s non-2xx, %s socket errors\n' \
+                "$round" "$name" "$workload" "$rps" "$p99" "$non2xx" "$errors" >&2
+        done
+        stop_server
+        redis-cli -p "$redis_port" flushall >/dev/null
+    done
+done
+
+echo "== redis-benchmark -c $connections -t get,set (the Redis ceiling)" >&2
+redis_bench=$(taskset -c "$load_cpu" redis-benchmark -h 127.0.0.1 -p "$redis_port" -c "$connections" \
+    -n 300000 -t get,set -q 2>/dev/null | tr '\r' '\n' | awk -F'[: ]+' '/requests per second/ { printf "%s %.0f\n", $1, $2 }')
+redis_get=$(awk '$1 == "GET" { print $2 }' <<<"$redis_bench")
+redis_set=$(awk '$1 == "SET" { print $2 }' <<<"$redis_bench")
+
+mkdir -p "$(dirname "$out")"
+awk -F'\t' -v tps="$ticks_per_sec" -v rget="$redis_get" -v rset="$redis_set" \
+    -v order="$servers" -v wls="$workloads" -v secs="$secs" '
+function median(list,    n, a, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function class(s) { return (s ~ /redis/) ? "redis" : "local" }
+function peer(s) { return s ~ /^(axum|actix)/ }
+{
+    k = $2 SUBSEP $3
+    rps[k] = rps[k] " " $5; p99[k] = p99[k] " " $6
+    req[k] += $4; cpu[k] += $7; rcpu[k] += $8; bad[k] += $9 + $10; runs[k]++
+}
+END {
+    ns = split(order, names, " "); nw = split(wls, work, " ")
+    for (w = 1; w <= nw; w++) for (i = 1; i <= ns; i++) {
+        k = names[i] SUBSEP work[w]
+        if (!(k in req)) continue
+        R[k] = median(rps[k]); P[k] = median(p99[k])
+        C[k] = req[k] ? cpu[k] / tps / req[k] * 1e6 : 0
+        RC[k] = req[k] ? rcpu[k] / tps / req[k] * 1e6 : 0
+        if (peer(names[i])) {
+            c = class(names[i]) SUBSEP work[w]
+            if (!(c in best) || R[k] > R[best[c]]) best[c] = k
+        }
+    }
+    print "| server | workload | req/s (median) | p99 | server CPU/req | Redis CPU/req | req/s ÷ hyper | CPU/req ÷ hyper | req/s ÷ best peer | p99 ÷ best peer | core used | errors |"
+    print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for (w = 1; w <= nw; w++) for (i = 1; i <= ns; i++) {
+        k = names[i] SUBSEP work[w]
+        if (!(k in req)) continue
+        h = "hyper" SUBSEP work[w]; b = best[class(names[i]) SUBSEP work[w]]
+        printf "| %s | %s | %d | %.2f ms | %.1f µs | %s | %s | %s | %s | %s | %.0f%% | %d |\n", names[i], toupper(work[w]), R[k], P[k] / 1000, C[k],
+            (class(names[i]) == "redis") ? sprintf("%.1f µs", RC[k]) : "-",
+            (h in R) ? sprintf("%.2f", R[k] / R[h]) : "-",
+            (h in C && C[h] > 0) ? sprintf("%.2f", C[k] / C[h]) : "-",
+            (b != "") ? sprintf("%.2f (%s)", R[k] / R[b], substr(b, 1, index(b, SUBSEP) - 1)) : "-",
+            (b != "" && P[b] > 0) ? sprintf("%.2f", P[k] / P[b]) : "-",
+            (cpu[k] + rcpu[k]) / tps / (runs[k] * secs) * 100, bad[k]
+    }
+    printf "\nredis-benchmark -c 32: GET %d req/s, SET %d req/s (the Redis ceiling)\n", rget, rset
+    print "\n\"core used\": the server'"'"'s and Redis'"'"'s CPU time over the measured time. A server that keeps"
+    print "wrk busy uses nearly all of its core; much less means something else ran on that core"
+    print "and its req/s is not comparable (CPU/req still is)."
+    print "\nTargets (issue 7), within this run:\n"
+    print "| target | measured | met |"
+    print "|---|---|---|"
+    for (w = 1; w <= nw; w++) {
+        W = toupper(work[w]); s = "sessions-cookie" SUBSEP work[w]; h = "hyper" SUBSEP work[w]; b = best["local" SUBSEP work[w]]
+        if ((s in C) && (h in C)) printf "| cookie %s: server CPU/req within 10%% of bare hyper | %.2f× | %s |\n", W, C[s] / C[h], (C[s] <= 1.10 * C[h]) ? "yes" : "**no**"
+        if ((s in R) && b != "") printf "| cookie %s: req/s ≥ best peer | %.2f× | %s |\n", W, R[s] / R[b], (R[s] >= R[b]) ? "yes" : "**no**"
+        s = "sessions-memory" SUBSEP work[w]; a = "axum-memory" SUBSEP work[w]
+        if ((s in R) && (a in R)) printf "| memory %s: req/s ≥ 1.2× tower-sessions memory | %.2f× | %s |\n", W, R[s] / R[a], (R[s] >= 1.2 * R[a]) ? "yes" : "**no**"
+        s = "sessions-redis" SUBSEP work[w]; a = "actix-redis" SUBSEP work[w]; f = (work[w] == "read") ? 1.3 : 1.2
+        if ((s in R) && (a in R)) printf "| Redis %s: req/s ≥ %.1f× actix-session Redis | %.2f× | %s |\n", W, f, R[s] / R[a], (R[s] >= f * R[a]) ? "yes" : "**no**"
+        for (i = 1; i <= ns; i++) {
+            if (names[i] !~ /^sessions-/) continue
+            s = names[i] SUBSEP work[w]; b = best[class(names[i]) SUBSEP work[w]]
+            if ((s in P) && b != "") printf "| %s %s: p99 ≤ best peer (%s) | %.2f× | %s |\n", names[i], W, substr(b, 1, index(b, SUBSEP) - 1), P[s] / P[b], (P[s] <= P[b]) ? "yes" : "**no**"
+        }
+    }
+}' "$results" >"$out.table"
+{
+    echo "# sessions benchmark run"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- machine: $(nproc --all) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), Linux $(uname -r)"
+    echo "- command: BENCH_SECS=$secs BENCH_ROUNDS=$rounds BENCH_CONNECTIONS=$connections scripts/bench.sh"
+    echo "- wrk -t1 -c$connections -d${secs}s on CPU $load_cpu; servers and Redis on CPU $server_cpu; median of $rounds rounds"
+    echo
+    cat "$out.table"
+    echo
+    echo "Raw rounds (round, server, workload, requests, req/s, p99 µs, server ticks, Redis ticks, non-2xx, socket errors):"
+    echo
+    echo '```'
+    cat "$results"
+    echo '```'
+} >"$out"
+rm -f "$out.table"
+cat "$out"
+echo "== written to $out" >&2
