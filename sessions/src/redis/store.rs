@@ -56,13 +56,12 @@ else
   if index then
     local t = redis.call('TIME')
     local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-    local existed = redis.call('EXISTS', index)
+    -- -2: no index yet; -1: an index without a TTL (made by uapi, which sets none).
+    local pttl = redis.call('PTTL', index)
     redis.call('ZADD', index, now + ttl / 1000, ARGV[3])
     redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
-    local pttl = redis.call('PTTL', index)
-    -- New index: give it a TTL. Existing one: only ever extend it. An index without a TTL
-    -- (made by uapi, which sets none) stays without one.
-    if existed == 0 or (pttl >= 0 and pttl < ttl) then
+    -- New index: give it a TTL. Existing one: only ever extend it. One without a TTL stays so.
+    if pttl == -2 or (pttl >= 0 and pttl < ttl) then
       redis.call('PEXPIRE', index, ttl)
     end
   end
