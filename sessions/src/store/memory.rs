@@ -1,7 +1,7 @@
 //! [`MemoryStore`]: sessions in this process's memory.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     fmt,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant},
@@ -156,8 +156,10 @@ struct Entry {
 #[derive(Debug, Default)]
 struct Inner {
     /// Namespace -> id -> session. The map of a non-empty namespace is its index; the map of
-    /// `""` holds the anonymous sessions and is never listed.
-    namespaces: HashMap<String, HashMap<String, Entry>>,
+    /// `""` holds the anonymous sessions and is never listed. B-trees, not hash maps: a hash
+    /// map that grows to a million sessions rehashes them all at once, stalling every request
+    /// behind the lock for tens of milliseconds; a B-tree grows a node at a time.
+    namespaces: BTreeMap<String, BTreeMap<String, Entry>>,
     /// Every session by expiry time, for purging in `O(expired)`.
     expiries: BTreeMap<(Instant, u64), (String, String)>,
     next_seq: u64,
@@ -301,7 +303,7 @@ mod tests {
 
     /// Checks the invariant between the two maps.
     fn check(inner: &Inner) {
-        let count: usize = inner.namespaces.values().map(HashMap::len).sum();
+        let count: usize = inner.namespaces.values().map(BTreeMap::len).sum();
         assert_eq!(count, inner.expiries.len());
         assert!(inner.namespaces.values().all(|s| !s.is_empty()));
         for ((at, seq), (ns, id)) in &inner.expiries {
