@@ -16,14 +16,14 @@
 //! # drop((nodes, owner));
 //! ```
 
+use crate::redis_server::{fresh_dir, spawn_ready};
 use std::{
     collections::BTreeMap,
     fs,
     io::ErrorKind,
     net::{Ipv4Addr, TcpListener},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Output, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
     thread,
     time::{Duration, Instant},
 };
@@ -78,7 +78,7 @@ impl RedisCluster {
     /// them), `masters` is below 3 (Redis Cluster's minimum), or the cluster does not form.
     pub fn start(masters: usize, replicas: usize) -> RedisCluster {
         assert!(masters >= 3, "a Redis Cluster needs at least 3 masters");
-        let dir = fresh_dir();
+        let dir = fresh_dir("cluster");
         let mut cluster = RedisCluster {
             dir,
             nodes: Vec::new(),
@@ -350,7 +350,18 @@ impl RedisCluster {
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port_pair();
-            match spawn_ready(port, &self.dir) {
+            let conf = self.dir.join(format!("nodes-{port}.conf"));
+            let args = [
+                "--cluster-enabled".to_owned(),
+                "yes".to_owned(),
+                "--cluster-config-file".to_owned(),
+                conf.display().to_string(),
+                "--cluster-node-timeout".to_owned(),
+                "5000".to_owned(),
+                "--appendonly".to_owned(),
+                "no".to_owned(),
+            ];
+            match spawn_ready(port, &self.dir, &args) {
                 Ok(child) => return (port, child),
                 Err(err) => last_error = err,
             }
@@ -478,17 +489,6 @@ fn cli_output(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// A new empty directory for the cluster's files, under the system's temporary directory.
-fn fresh_dir() -> PathBuf {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir =
-        std::env::temp_dir().join(format!("sessions-tests-cluster-{}-{n}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    dir
-}
-
 /// A loopback port that was free a moment ago, and whose bus port (+10000) was free too.
 fn free_port_pair() -> u16 {
     loop {
@@ -504,73 +504,4 @@ fn free_port_pair() -> u16 {
             return port;
         }
     }
-}
-
-/// Starts a cluster-mode `redis-server` on `port` and waits until it answers as itself (the
-/// pid must match). On failure the process is killed and the error says why.
-fn spawn_ready(port: u16, dir: &Path) -> Result<Child, String> {
-    let log_path = dir.join(format!("redis-{port}.log"));
-    let log = fs::File::create(&log_path).map_err(|e| format!("cannot create log file: {e}"))?;
-    let log_err = log
-        .try_clone()
-        .map_err(|e| format!("cannot clone log file handle: {e}"))?;
-    let spawned = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--cluster-enabled", "yes"])
-        .arg("--cluster-config-file")
-        .arg(dir.join(format!("nodes-{port}.conf")))
-        .args(["--cluster-node-timeout", "5000"])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(e) if e.kind() == ErrorKind::NotFound => panic!("{NOT_FOUND}"),
-        Err(e) => return Err(format!("cannot run redis-server: {e}")),
-    };
-    let deadline = Instant::now() + READY_TIMEOUT;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "redis-server exited ({status}): {}",
-                log_tail(&log_path)
-            ));
-        }
-        let info = cli_output(port, &["INFO", "server"]);
-        let pid = info
-            .lines()
-            .find_map(|line| line.strip_prefix("process_id:"))
-            .and_then(|pid| pid.trim().parse::<u32>().ok());
-        match pid {
-            Some(pid) if pid == child.id() => return Ok(child),
-            Some(pid) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "port {port} is served by another redis-server (pid {pid})"
-                ));
-            }
-            None => {}
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "redis-server did not answer within {READY_TIMEOUT:?}: {}",
-                log_tail(&log_path)
-            ));
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The last lines of a log file, for error messages.
-fn log_tail(path: &Path) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(5)..].join(" | ")
 }

@@ -71,11 +71,11 @@ impl RedisServer {
     }
 
     fn start_with(persistent: bool) -> RedisServer {
-        let dir = fresh_dir();
+        let dir = fresh_dir("redis");
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            match spawn_ready(port, &dir, persistent) {
+            match spawn_ready(port, &dir, &persistence(persistent)) {
                 Ok(child) => {
                     return RedisServer {
                         port,
@@ -120,7 +120,7 @@ impl RedisServer {
         self.stop();
         let mut last_error = String::new();
         for _ in 0..RESTART_ATTEMPTS {
-            match spawn_ready(self.port, &self.dir, self.persistent) {
+            match spawn_ready(self.port, &self.dir, &persistence(self.persistent)) {
                 Ok(child) => {
                     self.child = Some(child);
                     return;
@@ -145,11 +145,13 @@ impl Drop for RedisServer {
     }
 }
 
-/// A new empty directory for a server's files, under the system's temporary directory.
-fn fresh_dir() -> PathBuf {
+/// A new empty directory for a server's (or a cluster's) files, under the system's temporary
+/// directory.
+pub(crate) fn fresh_dir(kind: &str) -> PathBuf {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("sessions-tests-redis-{}-{n}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("sessions-tests-{kind}-{}-{n}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     dir
@@ -164,9 +166,20 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `redis-server` on `port` and waits until it answers as itself (the pid must match).
-/// On failure the process is killed and the error says why, with the end of the server's log.
-fn spawn_ready(port: u16, dir: &Path, persistent: bool) -> Result<Child, String> {
+/// The arguments that choose a server's persistence.
+fn persistence(persistent: bool) -> Vec<String> {
+    let args: &[&str] = if persistent {
+        &["--appendonly", "yes", "--appendfsync", "always"]
+    } else {
+        &["--appendonly", "no"]
+    };
+    args.iter().map(|a| (*a).to_owned()).collect()
+}
+
+/// Starts `redis-server` on `port`, with its files in `dir` and `extra` arguments, and waits
+/// until it answers as itself (the pid must match). On failure the process is killed and the
+/// error says why, with the end of the server's log.
+pub(crate) fn spawn_ready(port: u16, dir: &Path, extra: &[String]) -> Result<Child, String> {
     let log_path = dir.join(format!("redis-{port}.log"));
     let log = fs::File::create(&log_path).map_err(|e| format!("cannot create log file: {e}"))?;
     let log_err = log
@@ -175,11 +188,7 @@ fn spawn_ready(port: u16, dir: &Path, persistent: bool) -> Result<Child, String>
     let spawned = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", ""])
-        .args(if persistent {
-            ["--appendonly", "yes", "--appendfsync", "always"].as_slice()
-        } else {
-            ["--appendonly", "no"].as_slice()
-        })
+        .args(extra)
         .arg("--dir")
         .arg(dir)
         .stdin(Stdio::null())
