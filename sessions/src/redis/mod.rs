@@ -1,6 +1,7 @@
 //! Server-side sessions: [`AsyncSession`] and [`configure_async_sessions`],
-//! uapi's `uapi.sessions.redis`, on Redis ([`RedisStore`], feature `redis`)
-//! or in memory ([`MemoryStore`](crate::store::MemoryStore)).
+//! uapi's `uapi.sessions.redis`, on Redis ([`RedisStore`], feature `redis`),
+//! on Redis Cluster ([`RedisClusterStore`]) or in memory
+//! ([`MemoryStore`](crate::store::MemoryStore)).
 //!
 //! The cookie holds only `{namespace}:{id}`; the session lives in the store
 //! with a TTL, in uapi's Redis layout so a Python uapi service and this one
