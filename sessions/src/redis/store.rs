@@ -141,7 +141,7 @@ static REMOVE: LazyLock<Script> = LazyLock::new(|| Script::new(REMOVE_LUA));
 /// added to it between the read and the delete, before giving up.
 const REMOVE_LISTED_ATTEMPTS: usize = 10;
 
-/// A [`SessionStore`] in one Redis (uapi's `AsyncRedisSessionStore`), in uapi's key layout so
+/// A [`SessionStore`](crate::store::SessionStore) in one Redis (uapi's `AsyncRedisSessionStore`), in uapi's key layout so
 /// that a Python uapi service can share the sessions.
 ///
 /// - A session is a JSON object of strings at `{prefix}{namespace}:s:{id}` whose TTL is the
