@@ -641,3 +641,20 @@ async fn a_non_utf8_cookie_does_not_hide_the_others() {
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.ends_with("dark Some(2)"), "{body}");
 }
+
+#[handler]
+async fn two_bodies(note: Json<Note>, raw: bytes::Bytes) -> String {
+    format!("{} {}", note.0.text, raw.len())
+}
+
+#[test]
+fn two_body_parameters_fail_the_build() {
+    let mut app = App::new();
+    app.post("/", two_bodies);
+    let error = app.build().unwrap_err().to_string();
+    assert!(error.contains("parameter `raw: bytes::Bytes`"), "{error}");
+    assert!(
+        error.contains("already read by parameter `note`"),
+        "{error}"
+    );
+}

@@ -33,7 +33,8 @@ const FORM: &str = "application/x-www-form-urlencoded";
 pub struct Form<T>(pub T);
 
 impl<T: DeserializeOwned + Send + 'static> Inject for Form<T> {
-    fn resolve(_: Param, resolver: &mut Resolver<'_>) -> Result<Provider<Self>, ResolveError> {
+    fn resolve(param: Param, resolver: &mut Resolver<'_>) -> Result<Provider<Self>, ResolveError> {
+        resolver.take_body(param)?;
         let limit = resolver.body_limit();
         Ok(Provider::from_async(move |cx| {
             Box::pin(async move {

@@ -6,7 +6,8 @@ use super::{has_content_type, read_body, Inject, Param, Provider, ResolveError, 
 use crate::{Json, Rejection};
 
 impl<T: DeserializeOwned + Send + 'static> Inject for Json<T> {
-    fn resolve(_: Param, resolver: &mut Resolver<'_>) -> Result<Provider<Self>, ResolveError> {
+    fn resolve(param: Param, resolver: &mut Resolver<'_>) -> Result<Provider<Self>, ResolveError> {
+        resolver.take_body(param)?;
         let limit = resolver.body_limit();
         Ok(Provider::from_async(move |cx| {
             Box::pin(async move {

@@ -421,6 +421,7 @@ pub struct Resolver<'a> {
     used_path_params: Vec<bool>,
     stack: Vec<&'static HandlerInfo>,
     root: Option<&'static HandlerInfo>,
+    body_taken_by: Option<&'static str>,
     problems: Vec<Problem>,
 }
 
@@ -442,6 +443,7 @@ impl<'a> Resolver<'a> {
             used_path_params: vec![false; path_params.len()],
             stack: Vec::new(),
             root: None,
+            body_taken_by: None,
             problems: Vec::new(),
         }
     }
@@ -462,6 +464,26 @@ impl<'a> Resolver<'a> {
             .get(&TypeId::of::<T>())
             .cloned()
             .and_then(|state| state.downcast().ok())
+    }
+
+    /// Claims the request body for `param`: a request has one body, so a
+    /// second parameter reading it (`Json<T>` and `Form<T>`, say) is a
+    /// start-up error rather than a failure at request time.
+    ///
+    /// # Errors
+    ///
+    /// When another parameter of the route already reads the body.
+    pub fn take_body(&mut self, param: Param) -> Result<(), ResolveError> {
+        match self.body_taken_by {
+            Some(other) => Err(ResolveError::new(format!(
+                "the request body is already read by parameter `{other}`"
+            ))
+            .with_fix("read the body once: take one `Json<T>`, `Form<T>` or `Bytes` parameter")),
+            None => {
+                self.body_taken_by = Some(param.name);
+                Ok(())
+            }
+        }
     }
 
     /// The largest request body, in bytes, that body parameters read.

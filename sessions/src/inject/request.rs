@@ -57,7 +57,8 @@ from_request! {
 
 /// The whole request body, up to the app's body limit (413 beyond it).
 impl Inject for Bytes {
-    fn resolve(_: Param, resolver: &mut Resolver<'_>) -> Result<Provider<Self>, ResolveError> {
+    fn resolve(param: Param, resolver: &mut Resolver<'_>) -> Result<Provider<Self>, ResolveError> {
+        resolver.take_body(param)?;
         let limit = resolver.body_limit();
         Ok(Provider::from_async(move |cx| {
             Box::pin(read_body(cx, limit))
