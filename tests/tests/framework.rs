@@ -1,10 +1,7 @@
 //! The framework over real HTTP: routing, every injectable, every rejection,
 //! responses, start-up validation.
 
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc,
-};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -531,11 +528,6 @@ async fn wants_path(user_id: u64) -> String {
     user_id.to_string()
 }
 
-#[handler(provider)]
-fn session_like() -> u32 {
-    1
-}
-
 #[handler]
 async fn wants_by_name(sesion: Custom) -> String {
     sesion.0
@@ -596,7 +588,6 @@ fn every_problem_is_reported_at_once() {
     app.get("/a", wants_state).get("/b/{x}", wants_path);
     let error = app.build().unwrap_err();
     assert_eq!(error.problems().count(), 2, "{error}");
-    let _ = session_like;
 }
 
 #[tokio::test]
@@ -620,7 +611,6 @@ fn rejections_know_their_status() {
         .status(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE
     );
-    let _ = Arc::new(());
 }
 
 #[tokio::test]
