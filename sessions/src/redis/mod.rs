@@ -15,6 +15,8 @@
 mod cluster;
 pub(crate) mod keys;
 #[cfg(feature = "redis")]
+mod pipeline;
+#[cfg(feature = "redis")]
 mod store;
 
 use std::{

@@ -1,0 +1,539 @@
+//! [`AutoPipeline`]: one connection to one Redis on which concurrent calls are written
+//! together.
+//!
+//! Every call appends its encoded command to a shared output buffer and the in-flight queue,
+//! under one lock, and wakes the writer task. The writer first yields to the scheduler, so that
+//! the other tasks that are ready to run (the other requests of the same wake-up) queue their
+//! commands too, and then writes everything queued in one `write`. Redis answers a batch with
+//! one `read` and one `write` instead of one each per command, which is most of its CPU time
+//! per `GET`. The reader task parses the replies and hands them, in order, to the calls waiting
+//! at the head of the in-flight queue.
+//!
+//! A general multiplexed connection flushes as soon as its task runs; on Tokio's multi-threaded
+//! runtime the task woken by a call runs right after it (the "LIFO slot"), so it writes one
+//! command at a time. That is why this exists.
+//!
+//! The connection speaks RESP2. When it breaks (Redis restarted, a network error), the calls in
+//! flight fail (their command may or may not have run) and the next call opens a new
+//! connection; a failed connection attempt makes the calls of the next
+//! [`RECONNECT_PAUSE`] fail at once instead of each trying again.
+
+use std::{
+    collections::VecDeque,
+    fmt, io, mem,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
+};
+
+use bytes::BytesMut;
+use redis::{
+    aio::ConnectionLike, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, Pipeline, RedisError,
+    RedisFuture, RedisResult, Value,
+};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    sync::{oneshot, Notify},
+};
+
+/// After a failed connection attempt, calls fail at once for this long (with that attempt's
+/// error) instead of each attempting again.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
+
+/// The output buffer keeps at most this much capacity between batches.
+const MAX_IDLE_BUFFER: usize = 256 * 1024;
+
+/// An auto-pipelining connection to one Redis: cheap to clone, and every clone shares the
+/// connection.
+#[derive(Clone)]
+pub(crate) struct AutoPipeline {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    info: ConnectionInfo,
+    connect_timeout: Duration,
+    state: Mutex<Connection>,
+    /// Serializes connection attempts.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Connection {
+    link: Option<Arc<Link>>,
+    /// The last failed connection attempt: when, and why.
+    failed: Option<(Instant, String)>,
+}
+
+/// One open connection and its two tasks.
+struct Link {
+    state: Mutex<LinkState>,
+    wake_writer: Notify,
+}
+
+#[derive(Default)]
+struct LinkState {
+    /// Commands encoded and not yet written.
+    out: Vec<u8>,
+    /// The calls whose replies are awaited, in the order their commands were queued.
+    in_flight: VecDeque<Pending>,
+    /// Why the connection is no longer usable, once it is not.
+    broken: Option<String>,
+}
+
+/// A call waiting for its reply.
+type Pending = oneshot::Sender<RedisResult<Value>>;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing under these locks panics midway; a poisoned lock still holds consistent data.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn io_error(kind: io::ErrorKind, message: impl Into<String>) -> RedisError {
+    RedisError::from(io::Error::new(kind, message.into()))
+}
+
+fn lost(why: &str) -> RedisError {
+    io_error(
+        io::ErrorKind::ConnectionAborted,
+        format!("connection to Redis lost ({why}); the command may or may not have run"),
+    )
+}
+
+impl AutoPipeline {
+    /// Opens the connection described by `info` (one attempt, bounded by `connect_timeout`).
+    pub(crate) async fn connect(
+        info: ConnectionInfo,
+        connect_timeout: Duration,
+    ) -> RedisResult<Self> {
+        let link = open(&info, connect_timeout).await?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                info,
+                connect_timeout,
+                state: Mutex::new(Connection {
+                    link: Some(link),
+                    failed: None,
+                }),
+                connecting: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// A usable connection: the current one, or a new one if it broke.
+    async fn link(&self) -> RedisResult<Arc<Link>> {
+        if let Some(link) = self.shared.usable() {
+            return Ok(link);
+        }
+        let _connecting = self.shared.connecting.lock().await;
+        if let Some(link) = self.shared.usable() {
+            return Ok(link);
+        }
+        if let Some((when, why)) = &lock(&self.shared.state).failed {
+            if when.elapsed() < RECONNECT_PAUSE {
+                return Err(io_error(
+                    io::ErrorKind::NotConnected,
+                    format!("Redis unreachable: {why}"),
+                ));
+            }
+        }
+        match open(&self.shared.info, self.shared.connect_timeout).await {
+            Ok(link) => {
+                let mut state = lock(&self.shared.state);
+                state.link = Some(Arc::clone(&link));
+                state.failed = None;
+                Ok(link)
+            }
+            Err(err) => {
+                lock(&self.shared.state).failed = Some((Instant::now(), err.to_string()));
+                Err(err)
+            }
+        }
+    }
+
+    /// Queues `pending` with its encoded command (written by `encode`) and wakes the writer.
+    async fn queue(&self, encode: impl FnOnce(&mut Vec<u8>), pending: Pending) -> RedisResult<()> {
+        let link = self.link().await?;
+        {
+            let mut state = lock(&link.state);
+            if let Some(why) = &state.broken {
+                // Broke since `link()`: nothing was sent.
+                return Err(io_error(
+                    io::ErrorKind::NotConnected,
+                    format!("connection to Redis lost ({why}); the command was not sent"),
+                ));
+            }
+            encode(&mut state.out);
+            state.in_flight.push_back(pending);
+        }
+        link.wake_writer.notify_one();
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn usable(&self) -> Option<Arc<Link>> {
+        let link = lock(&self.state).link.clone()?;
+        let usable = lock(&link.state).broken.is_none();
+        usable.then_some(link)
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The last handle is gone: close the connection, which ends both tasks.
+        if let Some(link) = lock(&self.state).link.take() {
+            link.fail("the store was dropped");
+        }
+    }
+}
+
+impl Link {
+    /// Marks the connection broken, fails every call in flight and stops the writer.
+    fn fail(&self, why: &str) {
+        let in_flight = {
+            let mut state = lock(&self.state);
+            if state.broken.is_none() {
+                state.broken = Some(why.to_owned());
+            }
+            state.out = Vec::new();
+            mem::take(&mut state.in_flight)
+        };
+        for reply in in_flight {
+            let _ = reply.send(Err(lost(why)));
+        }
+        self.wake_writer.notify_one();
+    }
+
+    /// Hands parsed replies to the calls at the head of the queue.
+    fn deliver(&self, replies: &mut Vec<Value>) -> Result<(), &'static str> {
+        let mut state = lock(&self.state);
+        for value in replies.drain(..) {
+            let Some(reply) = state.in_flight.pop_front() else {
+                return Err("a reply arrived for no command");
+            };
+            // The caller may have given up (timeout): its reply is dropped.
+            let _ = reply.send(value.extract_error());
+        }
+        Ok(())
+    }
+}
+
+/// Opens a connection, authenticates and selects the database, and starts its tasks.
+async fn open(info: &ConnectionInfo, connect_timeout: Duration) -> RedisResult<Arc<Link>> {
+    let timed_out = || {
+        io_error(
+            io::ErrorKind::TimedOut,
+            format!("connecting to Redis timed out after {connect_timeout:?}"),
+        )
+    };
+    match info.addr() {
+        ConnectionAddr::Tcp(host, port) => {
+            let connect = async {
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+                stream.set_nodelay(true)?;
+                let (mut reader, mut writer) = stream.into_split();
+                handshake(info, &mut reader, &mut writer).await?;
+                Ok::<_, RedisError>(start(reader, writer))
+            };
+            tokio::time::timeout(connect_timeout, connect)
+                .await
+                .map_err(|_| timed_out())?
+        }
+        #[cfg(unix)]
+        ConnectionAddr::Unix(path) => {
+            let connect = async {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                let (mut reader, mut writer) = stream.into_split();
+                handshake(info, &mut reader, &mut writer).await?;
+                Ok::<_, RedisError>(start(reader, writer))
+            };
+            tokio::time::timeout(connect_timeout, connect)
+                .await
+                .map_err(|_| timed_out())?
+        }
+        other => Err(RedisError::from((
+            ErrorKind::InvalidClientConfig,
+            "this address needs a connection the store does not open itself (TLS?): \
+             build a ConnectionManager and use RedisStore::from_connection_manager",
+            format!("{other}"),
+        ))),
+    }
+}
+
+/// `AUTH` and `SELECT` as the URL asks, one reply each, before the connection is shared.
+async fn handshake(
+    info: &ConnectionInfo,
+    reader: &mut (impl AsyncRead + Unpin),
+    writer: &mut (impl AsyncWrite + Unpin),
+) -> RedisResult<()> {
+    let settings = info.redis_settings();
+    let mut commands = Vec::new();
+    if let Some(password) = settings.password() {
+        let mut auth = redis::cmd("AUTH");
+        if let Some(username) = settings.username() {
+            auth.arg(username);
+        }
+        auth.arg(password);
+        commands.push(auth);
+    }
+    if settings.db() != 0 {
+        commands.push(redis::cmd("SELECT").arg(settings.db()).clone());
+    }
+    if commands.is_empty() {
+        return Ok(());
+    }
+    let mut out = Vec::new();
+    for command in &commands {
+        command.write_packed_command(&mut out);
+    }
+    writer.write_all(&out).await?;
+    let mut buf = BytesMut::with_capacity(256);
+    let mut answered = 0;
+    while answered < commands.len() {
+        match frame_len(&buf) {
+            Ok(Some(len)) => {
+                let frame = buf.split_to(len);
+                redis::parse_redis_value(&frame)?.extract_error()?;
+                answered += 1;
+            }
+            Ok(None) => {
+                if reader.read_buf(&mut buf).await? == 0 {
+                    return Err(lost("closed by Redis while connecting"));
+                }
+            }
+            Err(why) => return Err(io_error(io::ErrorKind::InvalidData, why)),
+        }
+    }
+    Ok(())
+}
+
+fn start<R, W>(reader: R, writer: W) -> Arc<Link>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let link = Arc::new(Link {
+        state: Mutex::new(LinkState::default()),
+        wake_writer: Notify::new(),
+    });
+    tokio::spawn(write_loop(Arc::clone(&link), writer));
+    tokio::spawn(read_loop(Arc::clone(&link), reader));
+    link
+}
+
+async fn write_loop(link: Arc<Link>, mut writer: impl AsyncWrite + Unpin) {
+    let mut batch = Vec::new();
+    loop {
+        link.wake_writer.notified().await;
+        // Let the other tasks that are ready now queue their commands: one write for all.
+        tokio::task::yield_now().await;
+        {
+            let mut state = lock(&link.state);
+            if state.broken.is_some() {
+                break;
+            }
+            mem::swap(&mut state.out, &mut batch);
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        if let Err(err) = writer.write_all(&batch).await {
+            link.fail(&format!("write failed: {err}"));
+            break;
+        }
+        batch.clear();
+        if batch.capacity() > MAX_IDLE_BUFFER {
+            batch = Vec::new();
+        }
+    }
+    // Dropping the write half shuts the connection down for writing; Redis then closes it,
+    // which ends the reader.
+}
+
+async fn read_loop(link: Arc<Link>, mut reader: impl AsyncRead + Unpin) {
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut replies = Vec::new();
+    loop {
+        match reader.read_buf(&mut buf).await {
+            Ok(0) => {
+                link.fail("closed by Redis");
+                return;
+            }
+            Ok(_) => {}
+            Err(err) => {
+                link.fail(&format!("read failed: {err}"));
+                return;
+            }
+        }
+        loop {
+            match frame_len(&buf) {
+                Ok(Some(len)) => {
+                    let frame = buf.split_to(len);
+                    match redis::parse_redis_value(&frame) {
+                        Ok(value) => replies.push(value),
+                        Err(err) => {
+                            link.fail(&format!("unreadable reply: {err}"));
+                            return;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(why) => {
+                    link.fail(why);
+                    return;
+                }
+            }
+        }
+        if let Err(why) = link.deliver(&mut replies) {
+            link.fail(why);
+            return;
+        }
+        if buf.is_empty() && buf.capacity() > MAX_IDLE_BUFFER {
+            buf = BytesMut::with_capacity(16 * 1024);
+        }
+    }
+}
+
+/// The length of the complete RESP2 reply at the start of `buf`, `None` if more bytes are
+/// needed, or why the bytes are not RESP2.
+fn frame_len(buf: &[u8]) -> Result<Option<usize>, &'static str> {
+    let mut at = 0;
+    // Elements still to read, per enclosing array: one reply to read at the top.
+    let mut remaining: usize = 1;
+    let mut open_arrays: Vec<usize> = Vec::new();
+    loop {
+        while remaining == 0 {
+            match open_arrays.pop() {
+                Some(outer) => remaining = outer,
+                None => return Ok(Some(at)),
+            }
+        }
+        let Some(&kind) = buf.get(at) else {
+            return Ok(None);
+        };
+        let Some(line_end) = find_crlf(&buf[at..]) else {
+            return Ok(None);
+        };
+        let line = &buf[at + 1..at + line_end];
+        at += line_end + 2;
+        remaining -= 1;
+        match kind {
+            b'+' | b'-' | b':' => {}
+            b'$' => {
+                let len = parse_len(line)?;
+                if let Some(len) = len {
+                    if buf.len() < at + len + 2 {
+                        return Ok(None);
+                    }
+                    if &buf[at + len..at + len + 2] != b"\r\n" {
+                        return Err("a bulk string without its CRLF");
+                    }
+                    at += len + 2;
+                }
+            }
+            b'*' => {
+                if let Some(count) = parse_len(line)? {
+                    if count > 0 {
+                        open_arrays.push(remaining);
+                        remaining = count;
+                    }
+                }
+            }
+            _ => return Err("a reply of an unknown type (not RESP2)"),
+        }
+    }
+}
+
+fn find_crlf(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|pair| pair == b"\r\n")
+}
+
+/// A length of a bulk string or array: `None` for -1 (nil).
+fn parse_len(line: &[u8]) -> Result<Option<usize>, &'static str> {
+    if line == b"-1" {
+        return Ok(None);
+    }
+    std::str::from_utf8(line)
+        .ok()
+        .and_then(|digits| digits.parse::<usize>().ok())
+        .map(Some)
+        .ok_or("a malformed length")
+}
+
+impl ConnectionLike for AutoPipeline {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            self.queue(|out| cmd.write_packed_command(out), reply)
+                .await?;
+            answer
+                .await
+                .unwrap_or_else(|_| Err(lost("the connection closed")))
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        _pipeline: &'a Pipeline,
+        _offset: usize,
+        _count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        // The store sends single commands and scripts only; every call is one command.
+        Box::pin(async {
+            Err(RedisError::from((
+                ErrorKind::Client,
+                "the session store's connection does not send pipelines",
+            )))
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.shared.info.redis_settings().db()
+    }
+}
+
+impl fmt::Debug for AutoPipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the connection info: it may hold a password.
+        f.debug_struct("AutoPipeline").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_len_finds_whole_replies() {
+        let replies: &[&[u8]] = &[
+            b"+OK\r\n",
+            b"-ERR wrong\r\n",
+            b":42\r\n",
+            b"$-1\r\n",
+            b"$0\r\n\r\n",
+            b"$5\r\nhe\r\no\r\n",
+            b"*-1\r\n",
+            b"*0\r\n",
+            b"*2\r\n$1\r\na\r\n:1\r\n",
+            b"*2\r\n*2\r\n:1\r\n:2\r\n*1\r\n$3\r\nabc\r\n",
+            b"*3\r\n*0\r\n$-1\r\n+x\r\n",
+        ];
+        for reply in replies {
+            let mut joined = reply.to_vec();
+            joined.extend_from_slice(b":7\r\n");
+            assert_eq!(frame_len(&joined), Ok(Some(reply.len())), "{reply:?}");
+            for cut in 0..reply.len() {
+                assert_eq!(frame_len(&reply[..cut]), Ok(None), "{reply:?} cut at {cut}");
+            }
+            redis::parse_redis_value(reply).expect("a valid reply");
+        }
+    }
+
+    #[test]
+    fn frame_len_refuses_what_is_not_resp2() {
+        assert!(frame_len(b"?what\r\n").is_err());
+        assert!(frame_len(b"$x\r\n").is_err());
+        assert!(frame_len(b"$2\r\nabcd\r\n").is_err());
+        assert!(frame_len(b"*2\r\n:1\r\n!\r\n").is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! The connection of `RedisStore::connect`: concurrent calls share writes (auto-pipelining),
+//! the URL's password and database are used, and a Redis restarted between calls costs no
+//! failed call.
+
+use std::time::Duration;
+
+use sessions::redis::RedisStore;
+use sessions::store::{SaveOp, SaveOutcome, SessionData, SessionStore, StoreError};
+use sessions_tests::redis_server::RedisServer;
+
+const MINUTE: Duration = Duration::from_secs(60);
+const ID: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+async fn probe(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("probe connection")
+}
+
+/// Redis's counts of read events and of commands processed. Each `INFO` counts in the next.
+async fn reads_and_commands(probe: &mut redis::aio::MultiplexedConnection) -> (u64, u64) {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(probe)
+        .await
+        .unwrap();
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in INFO stats"))
+    };
+    (
+        field("total_reads_processed"),
+        field("total_commands_processed"),
+    )
+}
+
+fn data(user: &str) -> SessionData {
+    SessionData::from([("user_id".to_owned(), user.to_owned())])
+}
+
+async fn save_new(store: &RedisStore, namespace: &str, data: &SessionData) -> SaveOutcome {
+    store
+        .save(SaveOp {
+            namespace,
+            id: ID,
+            data,
+            existing: false,
+            replaces: None,
+            max_age: MINUTE,
+        })
+        .await
+        .expect("save")
+}
+
+/// The loads of many request tasks that are ready at once reach Redis in a few writes, not one
+/// each: Redis counts one read event per batch. On Tokio's multi-threaded runtime (one worker, as
+/// a server pinned to a core runs) a connection that flushes as soon as its task runs sends one
+/// command per write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn concurrent_loads_are_written_together() {
+    const TASKS: u64 = 256;
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_timeout(Duration::from_secs(5));
+    let mut probe = probe(&server.url()).await;
+    let alice = data("alice");
+    assert_eq!(save_new(&store, "alice", &alice).await, SaveOutcome::Saved);
+
+    let (reads_before, commands_before) = reads_and_commands(&mut probe).await;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.load("alice", ID).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap(), Some(alice.clone()));
+    }
+    let (reads_after, commands_after) = reads_and_commands(&mut probe).await;
+    // Less the first INFO, counted in the second.
+    let reads = reads_after - reads_before - 1;
+    let commands = commands_after - commands_before - 1;
+    assert_eq!(commands, TASKS, "one GET per load");
+    assert!(
+        reads <= TASKS / 8,
+        "{TASKS} concurrent loads took {reads} reads by Redis: they were not pipelined"
+    );
+}
+
+/// `redis://:password@host:port/db`: the store authenticates and selects the database.
+#[tokio::test]
+async fn password_and_database_come_from_the_url() {
+    let server = RedisServer::start();
+    let mut admin = probe(&server.url()).await;
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("s3cret")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let url = format!("redis://:s3cret@127.0.0.1:{}/3", server.port());
+    let store = RedisStore::connect(&url)
+        .await
+        .expect("connect with password");
+    let bob = data("bob");
+    assert_eq!(save_new(&store, "bob", &bob).await, SaveOutcome::Saved);
+    assert_eq!(store.load("bob", ID).await.unwrap(), Some(bob));
+
+    let mut db3 = probe(&url).await;
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(format!("bob:s:{ID}"))
+        .query_async(&mut db3)
+        .await
+        .unwrap();
+    assert!(exists, "the session is in database 3");
+    let mut db0 = probe(&format!("redis://:s3cret@127.0.0.1:{}/0", server.port())).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut db0)
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "database 0 holds {keys:?}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_fails_connect() {
+    let server = RedisServer::start();
+    let mut admin = probe(&server.url()).await;
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("s3cret")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let url = format!("redis://:wrong@127.0.0.1:{}/", server.port());
+    let err = RedisStore::connect(&url)
+        .await
+        .expect_err("a wrong password is refused");
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("WRONGPASS") || message.contains("invalid"),
+        "the error says why: {message}"
+    );
+}
+
+/// The connection notices that Redis went away while no call was in flight, so the first call
+/// after a restart opens a new connection instead of failing on the dead one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_call_after_a_restart_succeeds() {
+    let mut server = RedisServer::start();
+    let store = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_timeout(Duration::from_secs(2));
+    let carol = data("carol");
+    assert_eq!(save_new(&store, "carol", &carol).await, SaveOutcome::Saved);
+    let server = tokio::task::spawn_blocking(move || {
+        server.restart();
+        server
+    })
+    .await
+    .unwrap();
+    // The restarted server is empty: the session is gone, and the call itself succeeds.
+    assert_eq!(store.load("carol", ID).await.unwrap(), None);
+    assert_eq!(save_new(&store, "carol", &carol).await, SaveOutcome::Saved);
+    assert_eq!(store.load("carol", ID).await.unwrap(), Some(carol));
+    drop(server);
+}
+
+/// While Redis is down calls fail with an error (a 503 for a request), and once it is back the
+/// store works again without being recreated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_fail_while_redis_is_down_and_work_when_it_is_back() {
+    let mut server = RedisServer::start();
+    let store = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_timeout(Duration::from_secs(2));
+    let dave = data("dave");
+    let mut server = tokio::task::spawn_blocking(move || {
+        server.stop();
+        server
+    })
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        let err = store.load("dave", ID).await.expect_err("Redis is down");
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let server = tokio::task::spawn_blocking(move || {
+        server.restart();
+        server
+    })
+    .await
+    .unwrap();
+    // The last failed attempt may hold new attempts back for a moment (50 ms).
+    let mut outcome = store.load("dave", ID).await;
+    for _ in 0..20 {
+        if outcome.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        outcome = store.load("dave", ID).await;
+    }
+    assert_eq!(outcome.expect("Redis is back"), None);
+    assert_eq!(save_new(&store, "dave", &dave).await, SaveOutcome::Saved);
+    assert_eq!(store.load("dave", ID).await.unwrap(), Some(dave));
+    drop(server);
+}
