@@ -1,4 +1,5 @@
-//! One behaviour suite for every `SessionStore`, run against `MemoryStore`, `RedisStore` (each
+//! One behaviour suite for every `SessionStore`, run against `MemoryStore`, `RedisStore` (its own
+//! connection with transactions, and on a `ConnectionManager` with the Lua script; each
 //! Redis test on a `redis-server` of its own) and `RedisClusterStore` (each test on a 3-master
 //! Redis Cluster of its own), plus Redis-only tests of the key layout, faults and concurrency.
 
@@ -75,6 +76,25 @@ async fn redis_harness_with_prefix(prefix: &str) -> RedisHarness {
         .with_key_prefix(prefix)
         // Generous for a loaded CI machine; the fault test sets its own.
         .with_timeout(Duration::from_secs(2));
+    let probe = probe(&server).await;
+    RedisHarness {
+        store,
+        probe,
+        server,
+    }
+}
+
+/// `RedisStore::from_connection_manager`: redis-rs's connection, and the Lua script for new
+/// sessions (the path of Redis before 7.0), where `connect` uses its own connection and
+/// transactions.
+async fn redis_manager_harness() -> RedisHarness {
+    let server = RedisServer::start();
+    let manager = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection_manager()
+        .await
+        .expect("connection manager");
+    let store = RedisStore::from_connection_manager(manager).with_timeout(Duration::from_secs(2));
     let probe = probe(&server).await;
     RedisHarness {
         store,
@@ -545,6 +565,7 @@ macro_rules! store_suite {
 
 store_suite!(memory_store, super::memory_harness());
 store_suite!(redis_store, super::redis_harness().await);
+store_suite!(redis_manager_store, super::redis_manager_harness().await);
 store_suite!(cluster_store, super::cluster_harness().await);
 
 // ---------------------------------------------------------------------------------------------

@@ -135,6 +135,8 @@ impl fmt::Debug for RedisClusterStore {
 
 super::store::session_store_via_core!(RedisClusterStore);
 
+impl crate::redis::store::DirectConnection for ClusterConnection {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

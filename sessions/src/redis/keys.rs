@@ -23,7 +23,7 @@
 //! A second, cluster-safe layout ([`KeyLayout::Cluster`]) puts a hash tag on the namespace so
 //! that a namespace's keys share one Redis Cluster hash slot.
 
-use std::{borrow::Cow, fmt::Write as _};
+use std::borrow::Cow;
 
 /// Longest cookie value [`parse_cookie_value`] accepts, in bytes (browsers drop cookies over
 /// 4096 bytes anyway).
@@ -133,21 +133,59 @@ pub(crate) fn parse_cookie_value(value: &str) -> Option<(String, String)> {
 /// A new session id: 32 bytes from the operating system's CSPRNG as 64 lowercase hex
 /// characters (uapi: `secrets.token_hex()`).
 ///
+/// The bytes are the operating system's, read [`RANDOM_BATCH`] ids' worth at a time into a
+/// per-thread buffer: one `getrandom` call per 32 ids instead of one per id. Each byte is used
+/// once. (A process that forks would share the rest of the buffer with its child; a Tokio
+/// server does not fork.)
+///
 /// # Panics
 ///
 /// If the operating system's random number generator fails, which it does not on supported
 /// platforms; a session id must never come from a weaker source.
 pub(crate) fn new_session_id() -> String {
-    let mut bytes = [0_u8; ID_LEN / 2];
-    if let Err(err) = getrandom::fill(&mut bytes) {
-        panic!("the operating system's random number generator failed: {err}");
-    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = RANDOM.with_borrow_mut(RandomBuffer::take_id);
     let mut id = String::with_capacity(ID_LEN);
     for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(id, "{b:02x}");
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 0xf)]));
     }
     id
+}
+
+/// Ids' worth of random bytes read from the operating system at once.
+const RANDOM_BATCH: usize = 32;
+
+struct RandomBuffer {
+    bytes: [u8; RANDOM_BATCH * ID_LEN / 2],
+    /// Bytes of `bytes` already used.
+    used: usize,
+}
+
+impl RandomBuffer {
+    fn take_id(&mut self) -> [u8; ID_LEN / 2] {
+        if self.used == self.bytes.len() {
+            if let Err(err) = getrandom::fill(&mut self.bytes) {
+                panic!("the operating system's random number generator failed: {err}");
+            }
+            self.used = 0;
+        }
+        let mut id = [0; ID_LEN / 2];
+        id.copy_from_slice(&self.bytes[self.used..self.used + ID_LEN / 2]);
+        // Used bytes are overwritten: the buffer never holds an id already handed out.
+        self.bytes[self.used..self.used + ID_LEN / 2].fill(0);
+        self.used += ID_LEN / 2;
+        id
+    }
+}
+
+thread_local! {
+    static RANDOM: std::cell::RefCell<RandomBuffer> = const {
+        std::cell::RefCell::new(RandomBuffer {
+            bytes: [0; RANDOM_BATCH * ID_LEN / 2],
+            used: RANDOM_BATCH * ID_LEN / 2,
+        })
+    };
 }
 
 /// How a store lays out its Redis keys. Chosen with
@@ -376,6 +414,19 @@ mod tests {
         assert!(is_valid_id(&a), "{a}");
         assert!(is_valid_id(&b), "{b}");
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn ids_across_buffer_refills_are_all_distinct() {
+        // Several refills of the per-thread buffer: no id repeats, none is all zeros (a used
+        // byte range handed out again would be).
+        let ids: std::collections::HashSet<String> = (0..RANDOM_BATCH * 5 + 3)
+            .map(|_| new_session_id())
+            .collect();
+        assert_eq!(ids.len(), RANDOM_BATCH * 5 + 3);
+        assert!(ids
+            .iter()
+            .all(|id| is_valid_id(id) && id != &"0".repeat(64)));
     }
 
     #[test]

@@ -81,7 +81,21 @@ struct LinkState {
 }
 
 /// A call waiting for its reply.
-type Pending = oneshot::Sender<RedisResult<Value>>;
+enum Pending {
+    /// One command.
+    One(Reply),
+    /// A pipeline (a `MULTI` … `EXEC` transaction, say): `skip` replies are dropped, then
+    /// `keep` are answered as an array; any error reply among them fails the call.
+    Many {
+        skip: usize,
+        keep: usize,
+        values: Vec<Value>,
+        error: Option<RedisError>,
+        reply: Reply,
+    },
+}
+
+type Reply = oneshot::Sender<RedisResult<Value>>;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Nothing under these locks panics midway; a poisoned lock still holds consistent data.
@@ -150,6 +164,55 @@ impl AutoPipeline {
         }
     }
 
+    /// Sends the one command that `encode` writes (with [`write_command`]) and returns its
+    /// reply; an error reply is an `Err`.
+    pub(crate) async fn query(&self, encode: impl FnOnce(&mut Vec<u8>)) -> RedisResult<Value> {
+        let (reply, answer) = oneshot::channel();
+        self.queue(encode, Pending::One(reply)).await?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err(lost("the connection closed")))
+    }
+
+    /// Sends the `commands` commands that `encode` writes, a `MULTI` … `EXEC` transaction say,
+    /// and returns the last reply; an error reply to any of them is an `Err`.
+    pub(crate) async fn query_last(
+        &self,
+        commands: usize,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> RedisResult<Value> {
+        let values = self
+            .query_many(commands.saturating_sub(1), 1, encode)
+            .await?;
+        Ok(values.into_iter().next().unwrap_or(Value::Nil))
+    }
+
+    async fn query_many(
+        &self,
+        skip: usize,
+        keep: usize,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> RedisResult<Vec<Value>> {
+        if skip + keep == 0 {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending::Many {
+            skip,
+            keep,
+            values: Vec::with_capacity(keep),
+            error: None,
+            reply,
+        };
+        self.queue(encode, pending).await?;
+        match answer.await {
+            Ok(Ok(Value::Array(values))) => Ok(values),
+            Ok(Ok(other)) => Ok(vec![other]),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(lost("the connection closed")),
+        }
+    }
+
     /// Queues `pending` with its encoded command (written by `encode`) and wakes the writer.
     async fn queue(&self, encode: impl FnOnce(&mut Vec<u8>), pending: Pending) -> RedisResult<()> {
         let link = self.link().await?;
@@ -198,7 +261,8 @@ impl Link {
             state.out = Vec::new();
             mem::take(&mut state.in_flight)
         };
-        for reply in in_flight {
+        for pending in in_flight {
+            let (Pending::One(reply) | Pending::Many { reply, .. }) = pending;
             let _ = reply.send(Err(lost(why)));
         }
         self.wake_writer.notify_one();
@@ -207,12 +271,47 @@ impl Link {
     /// Hands parsed replies to the calls at the head of the queue.
     fn deliver(&self, replies: &mut Vec<Value>) -> Result<(), &'static str> {
         let mut state = lock(&self.state);
+        // A caller may have given up (timeout): its reply is dropped.
         for value in replies.drain(..) {
-            let Some(reply) = state.in_flight.pop_front() else {
-                return Err("a reply arrived for no command");
-            };
-            // The caller may have given up (timeout): its reply is dropped.
-            let _ = reply.send(value.extract_error());
+            match state.in_flight.front_mut() {
+                None => return Err("a reply arrived for no command"),
+                Some(Pending::One(_)) => {
+                    if let Some(Pending::One(reply)) = state.in_flight.pop_front() {
+                        let _ = reply.send(value.extract_error());
+                    }
+                }
+                Some(Pending::Many {
+                    skip,
+                    keep,
+                    values,
+                    error,
+                    ..
+                }) => {
+                    let value = value.extract_error().unwrap_or_else(|err| {
+                        error.get_or_insert(err);
+                        Value::Nil
+                    });
+                    if *skip > 0 {
+                        *skip -= 1;
+                    } else {
+                        values.push(value);
+                    }
+                    if *skip == 0 && values.len() == *keep {
+                        if let Some(Pending::Many {
+                            values,
+                            error,
+                            reply,
+                            ..
+                        }) = state.in_flight.pop_front()
+                        {
+                            let _ = reply.send(match error {
+                                Some(err) => Err(err),
+                                None => Ok(Value::Array(values)),
+                            });
+                        }
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -293,7 +392,7 @@ async fn handshake(
         match frame_len(&buf) {
             Ok(Some(len)) => {
                 let frame = buf.split_to(len);
-                redis::parse_redis_value(&frame)?.extract_error()?;
+                parse_reply(&frame)?.extract_error()?;
                 answered += 1;
             }
             Ok(None) => {
@@ -369,7 +468,7 @@ async fn read_loop(link: Arc<Link>, mut reader: impl AsyncRead + Unpin) {
             match frame_len(&buf) {
                 Ok(Some(len)) => {
                     let frame = buf.split_to(len);
-                    match redis::parse_redis_value(&frame) {
+                    match parse_reply(&frame) {
                         Ok(value) => replies.push(value),
                         Err(err) => {
                             link.fail(&format!("unreadable reply: {err}"));
@@ -391,6 +490,21 @@ async fn read_loop(link: Arc<Link>, mut reader: impl AsyncRead + Unpin) {
         if buf.is_empty() && buf.capacity() > MAX_IDLE_BUFFER {
             buf = BytesMut::with_capacity(16 * 1024);
         }
+    }
+}
+
+/// Writes one command, its name and arguments, in RESP.
+pub(crate) fn write_command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    let mut digits = itoa::Buffer::new();
+    out.push(b'*');
+    out.extend_from_slice(digits.format(args.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for arg in args {
+        out.push(b'$');
+        out.extend_from_slice(digits.format(arg.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
     }
 }
 
@@ -444,6 +558,56 @@ fn frame_len(buf: &[u8]) -> Result<Option<usize>, &'static str> {
     }
 }
 
+/// Parses one whole RESP2 reply, as [`frame_len`] delimited it. Replies holding an error go
+/// through redis-rs's parser, which makes its `ServerError`s (they are rare), as does anything
+/// this one cannot read (redis-rs then says what is wrong).
+fn parse_reply(frame: &[u8]) -> RedisResult<Value> {
+    let mut at = 0;
+    match parse_value(frame, &mut at) {
+        Ok(value) => Ok(value),
+        Err(_) => redis::parse_redis_value(frame),
+    }
+}
+
+fn parse_value(frame: &[u8], at: &mut usize) -> Result<Value, &'static str> {
+    let kind = *frame.get(*at).ok_or("truncated")?;
+    let line_len = find_crlf(&frame[*at..]).ok_or("truncated")?;
+    let line = &frame[*at + 1..*at + line_len];
+    *at += line_len + 2;
+    match kind {
+        b'+' if line == b"OK" => Ok(Value::Okay),
+        b'+' => Ok(Value::SimpleString(
+            String::from_utf8(line.to_vec()).map_err(|_| "a status that is not UTF-8")?,
+        )),
+        b':' => std::str::from_utf8(line)
+            .ok()
+            .and_then(|digits| digits.parse().ok())
+            .map(Value::Int)
+            .ok_or("a malformed integer"),
+        b'$' => match parse_len(line)? {
+            None => Ok(Value::Nil),
+            Some(len) => {
+                let bytes = frame.get(*at..*at + len).ok_or("truncated")?.to_vec();
+                *at += len + 2;
+                Ok(Value::BulkString(bytes))
+            }
+        },
+        b'*' => match parse_len(line)? {
+            None => Ok(Value::Nil),
+            Some(count) => {
+                // At most what the frame can hold: one byte per element is not even possible.
+                let mut items = Vec::with_capacity(count.min(frame.len()));
+                for _ in 0..count {
+                    items.push(parse_value(frame, at)?);
+                }
+                Ok(Value::Array(items))
+            }
+        },
+        b'-' => Err("an error reply"),
+        _ => Err("a reply of an unknown type (not RESP2)"),
+    }
+}
+
 fn find_crlf(buf: &[u8]) -> Option<usize> {
     buf.windows(2).position(|pair| pair == b"\r\n")
 }
@@ -462,29 +626,18 @@ fn parse_len(line: &[u8]) -> Result<Option<usize>, &'static str> {
 
 impl ConnectionLike for AutoPipeline {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move {
-            let (reply, answer) = oneshot::channel();
-            self.queue(|out| cmd.write_packed_command(out), reply)
-                .await?;
-            answer
-                .await
-                .unwrap_or_else(|_| Err(lost("the connection closed")))
-        })
+        Box::pin(self.query(|out| cmd.write_packed_command(out)))
     }
 
     fn req_packed_commands<'a>(
         &'a mut self,
-        _pipeline: &'a Pipeline,
-        _offset: usize,
-        _count: usize,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        // The store sends single commands and scripts only; every call is one command.
-        Box::pin(async {
-            Err(RedisError::from((
-                ErrorKind::Client,
-                "the session store's connection does not send pipelines",
-            )))
-        })
+        Box::pin(self.query_many(offset, count, |out| {
+            out.extend_from_slice(&pipeline.get_packed_pipeline());
+        }))
     }
 
     fn get_db(&self) -> i64 {
@@ -517,6 +670,8 @@ mod tests {
             b"*2\r\n$1\r\na\r\n:1\r\n",
             b"*2\r\n*2\r\n:1\r\n:2\r\n*1\r\n$3\r\nabc\r\n",
             b"*3\r\n*0\r\n$-1\r\n+x\r\n",
+            b"*2\r\n-ERR x\r\n:1\r\n",
+            b"*3\r\n+OK\r\n+QUEUED\r\n*2\r\n$10\r\n1764115200\r\n$6\r\n123456\r\n",
         ];
         for reply in replies {
             let mut joined = reply.to_vec();
@@ -525,8 +680,26 @@ mod tests {
             for cut in 0..reply.len() {
                 assert_eq!(frame_len(&reply[..cut]), Ok(None), "{reply:?} cut at {cut}");
             }
-            redis::parse_redis_value(reply).expect("a valid reply");
+            assert_eq!(
+                parse_reply(reply).ok(),
+                redis::parse_redis_value(reply).ok(),
+                "{reply:?}"
+            );
         }
+    }
+
+    #[test]
+    fn write_command_writes_what_redis_rs_writes() {
+        let mut ours = Vec::new();
+        write_command(&mut ours, &[b"SET", b"key", b"", b"v\r\n1", b"PX", b"1000"]);
+        let theirs = redis::cmd("SET")
+            .arg("key")
+            .arg("")
+            .arg("v\r\n1")
+            .arg("PX")
+            .arg(1000)
+            .get_packed_command();
+        assert_eq!(ours, theirs);
     }
 
     #[test]

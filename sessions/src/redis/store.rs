@@ -4,8 +4,11 @@
 use std::{
     fmt,
     future::Future,
-    sync::{Arc, LazyLock},
-    time::Duration,
+    sync::{
+        atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering},
+        Arc, LazyLock,
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use redis::{
@@ -14,7 +17,7 @@ use redis::{
 };
 
 use crate::redis::keys::{KeyLayout, Keys};
-use crate::redis::pipeline::AutoPipeline;
+use crate::redis::pipeline::{write_command, AutoPipeline};
 use crate::store::{SaveOp, SaveOutcome, SessionData, StoreError};
 
 /// Default for [`RedisStore::with_timeout`].
@@ -145,12 +148,17 @@ const REMOVE_LISTED_ATTEMPTS: usize = 10;
 ///
 /// - A session is a JSON object of strings at `{prefix}{namespace}:s:{id}` whose TTL is the
 ///   session's `max_age`, kept across updates. A namespace's index is the sorted set
-///   `{prefix}{namespace}:s` of ids scored by expiry time (Unix seconds, from Redis's clock).
-///   Namespaces that cannot appear raw in a cookie are percent-encoded; plain ones are as
-///   uapi writes them. Anonymous sessions (namespace `""`) are not indexed.
-/// - Every call is one round trip (`GET`; `SET ... XX KEEPTTL`; a Lua script through
-///   `EVALSHA`; `MULTI`/`EXEC`) and every write is atomic. After a Redis restart a script is
-///   loaded once more (`NOSCRIPT`, `SCRIPT LOAD`, `EVALSHA`).
+///   `{prefix}{namespace}:s` of ids scored by expiry time (Unix seconds, by Redis's clock:
+///   read in the Lua script, or estimated from the `TIME` that ends each transaction, within
+///   a round trip). Namespaces that cannot appear raw in a cookie are percent-encoded; plain
+///   ones are as uapi writes them. Anonymous sessions (namespace `""`) are not indexed.
+/// - Every call is one round trip and every write is atomic: a load is a `GET`, an update a
+///   `SET … XX KEEPTTL`; a new session (and the deletion of the one a login replaces) is one
+///   `MULTI`/`EXEC` transaction on Redis 7.0 or newer (half the Redis CPU time of the same
+///   work in a Lua script), a Lua script through `EVALSHA` on older ones; removals are
+///   scripts. The first session of a namespace takes a second round trip, a `PEXPIRE` that
+///   gives its new index a TTL. After a Redis restart a script is loaded once more
+///   (`NOSCRIPT`, `SCRIPT LOAD`, `EVALSHA`).
 /// - Every call is bounded by [`with_timeout`](Self::with_timeout): a Redis that is down or
 ///   stuck is a [`StoreError`], never a hang.
 /// - One connection carries every call, and the calls that are ready at the same moment are
@@ -158,7 +166,8 @@ const REMOVE_LISTED_ATTEMPTS: usize = 10;
 ///   a batch at once, which is most of its work per `GET` under load. When the connection
 ///   breaks, the next call opens a new one. Cloning the store is cheap and shares it.
 ///
-/// Needs a Tokio runtime (with the time driver) and Redis 6.0 or newer (`KEEPTTL`).
+/// Needs a Tokio runtime (with the time driver) and Redis 6.0 or newer (`KEEPTTL`); 7.0 or
+/// newer is faster.
 ///
 /// # Examples
 ///
@@ -229,13 +238,13 @@ impl RedisStore {
                 Err(err) => return Err(unavailable(err)),
             }
         };
-        Ok(Self {
-            core: Core::new(
-                StoreConnection::Pipelined(connection),
-                KeyLayout::Uapi,
-                false,
-            ),
-        })
+        let core = Core::new(
+            StoreConnection::Pipelined(connection),
+            KeyLayout::Uapi,
+            false,
+        );
+        core.use_transactions_if_supported().await;
+        Ok(Self { core })
     }
 
     /// A store on a [`ConnectionManager`] you configured yourself (TLS, RESP3, other
@@ -322,6 +331,25 @@ impl ConnectionLike for StoreConnection {
     }
 }
 
+/// A connection of a [`Core`]: through redis-rs's commands and scripts, and, when it is the
+/// store's own [`AutoPipeline`], by writing RESP directly (no `Cmd` to build and pack, the
+/// store's hot path).
+pub(crate) trait DirectConnection: ConnectionLike + Clone + Send + Sync + 'static {
+    /// The store's own connection, if this is it.
+    fn direct(&self) -> Option<&AutoPipeline> {
+        None
+    }
+}
+
+impl DirectConnection for StoreConnection {
+    fn direct(&self) -> Option<&AutoPipeline> {
+        match self {
+            Self::Pipelined(connection) => Some(connection),
+            Self::Manager(_) => None,
+        }
+    }
+}
+
 /// Whether a failed connection attempt is worth another (nothing listens yet, or it timed
 /// out), rather than a configuration Redis refused (a wrong password, say).
 fn is_transient(err: &redis::RedisError) -> bool {
@@ -392,19 +420,119 @@ pub(crate) struct Core<C> {
     /// On a Redis Cluster: a login whose old session is in another hash slot is two steps, and
     /// `remove_namespace` declares every key it deletes.
     cluster: bool,
+    /// How new sessions are saved, shared by the clones.
+    saves: Arc<NewSaves>,
 }
 
-impl<C> Core<C>
-where
-    C: ConnectionLike + Clone + Send + Sync + 'static,
-{
+/// How [`Core`] saves new sessions.
+///
+/// With Redis 7.0 or newer on one Redis, in a `MULTI`/`EXEC` transaction of plain commands
+/// ([`Core::save_new_in_transaction`]): Redis spends about half the CPU time of the equivalent
+/// Lua script ([`SAVE_LUA`]), whose invocation alone costs more than the commands it runs. A
+/// transaction cannot read Redis's clock before writing the index score, so the store keeps an
+/// estimate of Redis's clock from the `TIME` that ends each transaction (off by at most a round
+/// trip). Otherwise (a cluster, an older Redis, a user's `ConnectionManager`), the script.
+#[derive(Debug, Default)]
+pub(crate) struct NewSaves {
+    in_transactions: AtomicBool,
+    /// Redis's clock minus this machine's, in microseconds, as of the last `TIME`.
+    clock_offset_micros: AtomicI64,
+    /// New indexed sessions saved so far: every [`TRIM_EVERY`]-th trims its index.
+    count: AtomicU32,
+}
+
+/// A transaction save trims the expired ids of its namespace's index once in this many saves
+/// (the script does it every time): the index is read by score anyway, so trimming only bounds
+/// its size, and an active user's index is trimmed often enough.
+const TRIM_EVERY: u32 = 32;
+
+/// Ids whose score (expiry) is this much before Redis's clock, as estimated here, are trimmed:
+/// the margin covers the estimate's error, so that no live session leaves its index.
+const TRIM_MARGIN_MILLIS: i64 = 1000;
+
+fn unix_micros_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+        })
+}
+
+impl NewSaves {
+    /// Redis's clock, estimated, in Unix milliseconds.
+    fn redis_now_millis(&self) -> i64 {
+        (unix_micros_now() + self.clock_offset_micros.load(Ordering::Relaxed)) / 1000
+    }
+
+    /// Records Redis's clock from a `TIME` reply just received.
+    fn observe_time(&self, time: &Value) {
+        let Value::Array(parts) = time else { return };
+        let field = |i: usize| -> Option<i64> {
+            match parts.get(i)? {
+                Value::BulkString(digits) => std::str::from_utf8(digits).ok()?.parse().ok(),
+                Value::Int(n) => Some(*n),
+                _ => None,
+            }
+        };
+        if let (Some(secs), Some(micros)) = (field(0), field(1)) {
+            let redis = secs.saturating_mul(1_000_000).saturating_add(micros);
+            self.clock_offset_micros
+                .store(redis.saturating_sub(unix_micros_now()), Ordering::Relaxed);
+        }
+    }
+}
+
+impl<C: DirectConnection> Core<C> {
     pub(crate) fn new(connection: C, layout: KeyLayout, cluster: bool) -> Self {
         Self {
             connection,
             keys: Arc::new(Keys::with_layout("", layout)),
             timeout: DEFAULT_TIMEOUT,
             cluster,
+            saves: Arc::default(),
         }
+    }
+
+    /// Saves new sessions in transactions from now on if Redis (one Redis, not a cluster) is
+    /// 7.0 or newer (`PEXPIRE … GT`), and reads its clock. Any failure leaves the script.
+    pub(crate) async fn use_transactions_if_supported(&self) {
+        if self.cluster || self.connection.direct().is_none() {
+            return;
+        }
+        let mut connection = self.connection.clone();
+        let info: RedisResult<String> = self
+            .call_raw(
+                redis::cmd("INFO")
+                    .arg("server")
+                    .query_async(&mut connection),
+            )
+            .await;
+        let major = info.ok().and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("redis_version:"))
+                .and_then(|version| version.split('.').next()?.trim().parse::<u32>().ok())
+        });
+        if major.is_none_or(|major| major < 7) {
+            tracing::debug!(
+                ?major,
+                "session store: saving new sessions with a Lua script"
+            );
+            return;
+        }
+        let time: RedisResult<Value> = self
+            .call_raw(redis::cmd("TIME").query_async(&mut connection))
+            .await;
+        if let Ok(time) = time {
+            self.saves.observe_time(&time);
+            self.saves.in_transactions.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// `call` under the timeout, for set-up: a timeout is an error.
+    async fn call_raw<T>(&self, call: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out"))))
     }
 
     pub(crate) fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -445,6 +573,53 @@ where
     }
 }
 
+/// Unix milliseconds written as seconds with three decimals (`1764115200.123`), an index
+/// score, without allocating.
+struct Seconds {
+    text: [u8; 32],
+    len: usize,
+}
+
+impl Seconds {
+    fn from_millis(millis: i64) -> Self {
+        let mut text = [0; 32];
+        let mut len = 0;
+        let mut push = |bytes: &[u8]| {
+            text[len..len + bytes.len()].copy_from_slice(bytes);
+            len += bytes.len();
+        };
+        if millis < 0 {
+            push(b"-");
+        }
+        let millis = millis.unsigned_abs();
+        push(itoa::Buffer::new().format(millis / 1000).as_bytes());
+        let fraction = millis % 1000;
+        push(&[
+            b'.',
+            b'0' + (fraction / 100) as u8,
+            b'0' + (fraction / 10 % 10) as u8,
+            b'0' + (fraction % 10) as u8,
+        ]);
+        Self { text, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.text[..self.len]
+    }
+}
+
+fn unexpected_redis_reply(command: &str, reply: &Value) -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::UnexpectedReturnType,
+        "unexpected reply from Redis",
+        format!("{command}: {reply:?}"),
+    ))
+}
+
+fn unexpected_reply(command: &str, reply: &Value) -> StoreError {
+    unavailable(unexpected_redis_reply(command, reply))
+}
+
 fn unavailable(err: redis::RedisError) -> StoreError {
     StoreError::Unavailable(Box::new(err))
 }
@@ -466,19 +641,28 @@ fn flag(on: bool) -> &'static str {
     }
 }
 
-impl<C> Core<C>
-where
-    C: ConnectionLike + Clone + Send + Sync + 'static,
-{
+impl<C: DirectConnection> Core<C> {
     pub(crate) async fn load(
         &self,
         namespace: &str,
         id: &str,
     ) -> Result<Option<SessionData>, StoreError> {
         let key = self.keys.session_key(namespace, id);
-        let mut connection = self.connection.clone();
-        let cmd = redis::cmd("GET").arg(&key).clone();
-        let payload: Option<Vec<u8>> = self.call("load", cmd.query_async(&mut connection)).await?;
+        let payload: Option<Vec<u8>> = match self.connection.direct() {
+            Some(direct) => {
+                let get = direct.query(|out| write_command(out, &[b"GET", key.as_bytes()]));
+                match self.call("load", get).await? {
+                    Value::Nil => None,
+                    Value::BulkString(payload) => Some(payload),
+                    other => return Err(unexpected_reply("GET", &other)),
+                }
+            }
+            None => {
+                let mut connection = self.connection.clone();
+                let cmd = redis::cmd("GET").arg(&key).clone();
+                self.call("load", cmd.query_async(&mut connection)).await?
+            }
+        };
         let Some(payload) = payload else {
             return Ok(None);
         };
@@ -508,6 +692,21 @@ where
         let mut connection = self.connection.clone();
         if op.existing && op.replaces.is_none() {
             // Update in place: keep the TTL, never recreate a session that is gone.
+            if let Some(direct) = self.connection.direct() {
+                let set = [
+                    &b"SET"[..],
+                    key.as_bytes(),
+                    json.as_bytes(),
+                    b"XX",
+                    b"KEEPTTL",
+                ];
+                let reply = direct.query(|out| write_command(out, &set)).await?;
+                return Ok(if reply == Value::Nil {
+                    SaveOutcome::Gone
+                } else {
+                    SaveOutcome::Saved
+                });
+            }
             let cmd = redis::cmd("SET")
                 .arg(&key)
                 .arg(json)
@@ -534,6 +733,31 @@ where
             }
             replaces => (replaces, None),
         };
+        let direct = self.connection.direct();
+        if let Some(direct) =
+            direct.filter(|_| !op.existing && self.saves.in_transactions.load(Ordering::Relaxed))
+        {
+            match self
+                .save_new_in_transaction(direct, &op, json, &key, together)
+                .await
+            {
+                // A server error (not a connection's): this Redis cannot run the transaction
+                // (an older Redis after a failover, say). The script can.
+                Err(err) if err.code().is_some() => {
+                    tracing::warn!(
+                        error = %err,
+                        "session store: saving new sessions in a transaction failed; \
+                         using the Lua script from now on"
+                    );
+                    self.saves.in_transactions.store(false, Ordering::Relaxed);
+                }
+                Err(err) => return Err(err),
+                Ok(()) => {
+                    self.remove_apart(&op, apart).await?;
+                    return Ok(SaveOutcome::Saved);
+                }
+            }
+        }
         let indexed = !op.existing && !op.namespace.is_empty();
         let mut invocation = SAVE.key(&key);
         if indexed {
@@ -562,12 +786,105 @@ where
         if written != 1 {
             return Ok(SaveOutcome::Gone);
         }
+        self.remove_apart(&op, apart).await?;
+        Ok(SaveOutcome::Saved)
+    }
+
+    /// On a cluster, deletes the session a login replaced when it is in another hash slot.
+    async fn remove_apart(&self, op: &SaveOp<'_>, apart: Option<(&str, &str)>) -> RedisResult<()> {
         if let Some((old_namespace, old_id)) = apart {
             if (old_namespace, old_id) != (op.namespace, op.id) {
                 self.remove_script(old_namespace, old_id).await?;
             }
         }
-        Ok(SaveOutcome::Saved)
+        Ok(())
+    }
+
+    /// Saves a new session (and deletes the one it replaces) in one `MULTI`/`EXEC`: what
+    /// [`SAVE_LUA`] does for a new session, see [`NewSaves`]. The index's TTL is extended with
+    /// `PEXPIRE … GT`, which leaves an index without a TTL (made by uapi) so; a new index
+    /// (`PTTL` -2 before the transaction's `ZADD`) gets its TTL right after, in a second
+    /// step: if that step fails, the index has no TTL, as uapi's indexes.
+    async fn save_new_in_transaction(
+        &self,
+        direct: &AutoPipeline,
+        op: &SaveOp<'_>,
+        json: &str,
+        key: &str,
+        replaces: Option<(&str, &str)>,
+    ) -> RedisResult<()> {
+        let mut digits = itoa::Buffer::new();
+        let ttl_millis = max_age_millis(op.max_age);
+        let ttl = digits.format(ttl_millis).as_bytes();
+        let index = (!op.namespace.is_empty()).then(|| self.keys.index_key(op.namespace));
+        let now = self.saves.redis_now_millis();
+        let expiry = Seconds::from_millis(now.saturating_add_unsigned(ttl_millis));
+        let trim = index.is_some()
+            && self
+                .saves
+                .count
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(TRIM_EVERY);
+        let trim_before = Seconds::from_millis(now - TRIM_MARGIN_MILLIS);
+        let old =
+            replaces
+                .filter(|&old| old != (op.namespace, op.id))
+                .map(|(old_namespace, old_id)| {
+                    let old_index =
+                        (!old_namespace.is_empty()).then(|| self.keys.index_key(old_namespace));
+                    (
+                        self.keys.session_key(old_namespace, old_id),
+                        old_index,
+                        old_id,
+                    )
+                });
+        // MULTI, SET, [PTTL, ZADD, PEXPIRE, [ZREMRANGEBYSCORE]], [DEL, [ZREM]], TIME, EXEC
+        let commands = 4
+            + index.as_ref().map_or(0, |_| 3 + usize::from(trim))
+            + old
+                .as_ref()
+                .map_or(0, |(_, old_index, _)| 1 + usize::from(old_index.is_some()));
+        let encode = |out: &mut Vec<u8>| {
+            write_command(out, &[b"MULTI"]);
+            write_command(out, &[b"SET", key.as_bytes(), json.as_bytes(), b"PX", ttl]);
+            if let Some(index) = &index {
+                let index = index.as_bytes();
+                write_command(out, &[b"PTTL", index]);
+                write_command(out, &[b"ZADD", index, expiry.as_bytes(), op.id.as_bytes()]);
+                write_command(out, &[b"PEXPIRE", index, ttl, b"GT"]);
+                if trim {
+                    write_command(
+                        out,
+                        &[b"ZREMRANGEBYSCORE", index, b"-inf", trim_before.as_bytes()],
+                    );
+                }
+            }
+            if let Some((old_key, old_index, old_id)) = &old {
+                write_command(out, &[b"DEL", old_key.as_bytes()]);
+                if let Some(old_index) = old_index {
+                    write_command(out, &[b"ZREM", old_index.as_bytes(), old_id.as_bytes()]);
+                }
+            }
+            write_command(out, &[b"TIME"]);
+            write_command(out, &[b"EXEC"]);
+        };
+        let replies = match direct.query_last(commands, encode).await? {
+            Value::Array(replies) => replies,
+            other => return Err(unexpected_redis_reply("EXEC", &other)),
+        };
+        if let Some(time) = replies.last() {
+            self.saves.observe_time(time);
+        }
+        if let (Some(index), Some(Value::Int(-2))) = (&index, replies.get(1)) {
+            let expire = [&b"PEXPIRE"[..], index.as_bytes(), ttl];
+            if let Err(err) = direct.query(|out| write_command(out, &expire)).await {
+                tracing::warn!(
+                    error = %err,
+                    "session store: a new namespace index got no TTL; it stays until removed"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Deletes a session and its index entry in one script (one slot); returns whether the
@@ -640,5 +957,20 @@ where
         let invocation = LIST_NAMESPACE.key(self.keys.index_key(namespace));
         self.call("list_namespace", invocation.invoke_async(&mut connection))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_have_three_decimals() {
+        let text = |millis| String::from_utf8(Seconds::from_millis(millis).as_bytes().to_vec());
+        assert_eq!(text(1_764_115_200_123).unwrap(), "1764115200.123");
+        assert_eq!(text(5).unwrap(), "0.005");
+        assert_eq!(text(60_000).unwrap(), "60.000");
+        assert_eq!(text(-1_500).unwrap(), "-1.500");
+        assert_eq!(text(i64::MIN).unwrap(), "-9223372036854775.808");
     }
 }
