@@ -25,7 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use redis::{
     aio::ConnectionLike, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, Pipeline, RedisError,
     RedisFuture, RedisResult, Value,
@@ -464,17 +464,20 @@ async fn read_loop(link: Arc<Link>, mut reader: impl AsyncRead + Unpin) {
                 return;
             }
         }
+        // Parse in place and drop the parsed bytes once: splitting each frame off would turn
+        // the buffer into a shared one, reallocated at the next read.
+        let mut at = 0;
         loop {
-            match frame_len(&buf) {
+            match frame_len(&buf[at..]) {
                 Ok(Some(len)) => {
-                    let frame = buf.split_to(len);
-                    match parse_reply(&frame) {
+                    match parse_reply(&buf[at..at + len]) {
                         Ok(value) => replies.push(value),
                         Err(err) => {
                             link.fail(&format!("unreadable reply: {err}"));
                             return;
                         }
                     }
+                    at += len;
                 }
                 Ok(None) => break,
                 Err(why) => {
@@ -483,6 +486,7 @@ async fn read_loop(link: Arc<Link>, mut reader: impl AsyncRead + Unpin) {
                 }
             }
         }
+        buf.advance(at);
         if let Err(why) = link.deliver(&mut replies) {
             link.fail(why);
             return;

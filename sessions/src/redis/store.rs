@@ -149,7 +149,7 @@ const REMOVE_LISTED_ATTEMPTS: usize = 10;
 /// - A session is a JSON object of strings at `{prefix}{namespace}:s:{id}` whose TTL is the
 ///   session's `max_age`, kept across updates. A namespace's index is the sorted set
 ///   `{prefix}{namespace}:s` of ids scored by expiry time (Unix seconds, by Redis's clock:
-///   read in the Lua script, or estimated from the `TIME` that ends each transaction, within
+///   read in the Lua script, or estimated from the `TIME` that ends some transactions, within
 ///   a round trip). Namespaces that cannot appear raw in a cookie are percent-encoded; plain
 ///   ones are as uapi writes them. Anonymous sessions (namespace `""`) are not indexed.
 /// - Every call is one round trip and every write is atomic: a load is a `GET`, an update a
@@ -430,8 +430,9 @@ pub(crate) struct Core<C> {
 /// ([`Core::save_new_in_transaction`]): Redis spends about half the CPU time of the equivalent
 /// Lua script ([`SAVE_LUA`]), whose invocation alone costs more than the commands it runs. A
 /// transaction cannot read Redis's clock before writing the index score, so the store keeps an
-/// estimate of Redis's clock from the `TIME` that ends each transaction (off by at most a round
-/// trip). Otherwise (a cluster, an older Redis, a user's `ConnectionManager`), the script.
+/// estimate of Redis's clock from a `TIME` at the end of every [`READ_CLOCK_EVERY`]-th
+/// transaction (off by at most a round trip). Otherwise (a cluster, an older Redis, a user's
+/// `ConnectionManager`), the script.
 #[derive(Debug, Default)]
 pub(crate) struct NewSaves {
     in_transactions: AtomicBool,
@@ -439,7 +440,13 @@ pub(crate) struct NewSaves {
     clock_offset_micros: AtomicI64,
     /// New indexed sessions saved so far: every [`TRIM_EVERY`]-th trims its index.
     count: AtomicU32,
+    /// Transactions so far: every [`READ_CLOCK_EVERY`]-th reads Redis's clock.
+    transactions: AtomicU32,
 }
+
+/// A transaction save reads Redis's clock (`TIME`) once in this many: clocks drift by
+/// microseconds per second, and the estimate only needs to be within a second or so.
+const READ_CLOCK_EVERY: u32 = 64;
 
 /// A transaction save trims the expired ids of its namespace's index once in this many saves
 /// (the script does it every time): the index is read by score anyway, so trimming only bounds
@@ -838,8 +845,14 @@ impl<C: DirectConnection> Core<C> {
                         old_id,
                     )
                 });
-        // MULTI, SET, [PTTL, ZADD, PEXPIRE, [ZREMRANGEBYSCORE]], [DEL, [ZREM]], TIME, EXEC
-        let commands = 4
+        let read_clock = self
+            .saves
+            .transactions
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(READ_CLOCK_EVERY);
+        // MULTI, SET, [PTTL, ZADD, PEXPIRE, [ZREMRANGEBYSCORE]], [DEL, [ZREM]], [TIME], EXEC
+        let commands = 3
+            + usize::from(read_clock)
             + index.as_ref().map_or(0, |_| 3 + usize::from(trim))
             + old
                 .as_ref()
@@ -865,15 +878,19 @@ impl<C: DirectConnection> Core<C> {
                     write_command(out, &[b"ZREM", old_index.as_bytes(), old_id.as_bytes()]);
                 }
             }
-            write_command(out, &[b"TIME"]);
+            if read_clock {
+                write_command(out, &[b"TIME"]);
+            }
             write_command(out, &[b"EXEC"]);
         };
         let replies = match direct.query_last(commands, encode).await? {
             Value::Array(replies) => replies,
             other => return Err(unexpected_redis_reply("EXEC", &other)),
         };
-        if let Some(time) = replies.last() {
-            self.saves.observe_time(time);
+        if read_clock {
+            if let Some(time) = replies.last() {
+                self.saves.observe_time(time);
+            }
         }
         if let (Some(index), Some(Value::Int(-2))) = (&index, replies.get(1)) {
             let expire = [&b"PEXPIRE"[..], index.as_bytes(), ttl];
