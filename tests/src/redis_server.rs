@@ -101,6 +101,35 @@ impl RedisServer {
         self.port
     }
 
+    /// Freezes the server (`SIGSTOP`): its connections stay open, but it reads and answers
+    /// nothing until [`thaw`](Self::thaw), as a Redis behind a network partition.
+    ///
+    /// # Panics
+    ///
+    /// If the server is not running or the signal cannot be sent.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a [frozen](Self::freeze) server (`SIGCONT`).
+    ///
+    /// # Panics
+    ///
+    /// As [`freeze`](Self::freeze).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the server is running");
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     /// Kills the server and waits for it to exit. Does nothing if it is already stopped.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -217,3 +217,62 @@ async fn calls_fail_while_redis_is_down_and_work_when_it_is_back() {
     assert_eq!(store.load("dave", ID).await.unwrap(), Some(dave));
     drop(server);
 }
+
+/// A Redis that stops answering without closing the connection (a partition, a frozen host):
+/// once calls have waited 5 s with no reply at all, the connection is dropped and the next call
+/// opens a new one, so the store recovers when Redis answers again instead of waiting on the
+/// dead connection forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_replaced() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_timeout(Duration::from_millis(300));
+    let erin = data("erin");
+    assert_eq!(save_new(&store, "erin", &erin).await, SaveOutcome::Saved);
+    let mut probe = probe(&server.url()).await;
+    let connections = |info: String| -> u64 {
+        info.lines()
+            .find_map(|line| line.strip_prefix("total_connections_received:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("total_connections_received")
+    };
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut probe)
+        .await
+        .unwrap();
+    let before = connections(info);
+
+    server.freeze();
+    let err = store
+        .load("erin", ID)
+        .await
+        .expect_err("a frozen Redis answers nothing");
+    assert!(matches!(err, StoreError::Timeout(_)), "{err:?}");
+    tokio::time::sleep(Duration::from_millis(5_200)).await;
+    // This call finds the connection silent for over 5 s and replaces it; the new one is
+    // accepted by the kernel but Redis, still frozen, answers nothing either.
+    assert!(store.load("erin", ID).await.is_err());
+    server.thaw();
+
+    let mut outcome = store.load("erin", ID).await;
+    for _ in 0..40 {
+        if outcome.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        outcome = store.load("erin", ID).await;
+    }
+    assert_eq!(outcome.expect("Redis answers again"), Some(erin));
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut probe)
+        .await
+        .unwrap();
+    assert!(
+        connections(info) > before,
+        "the store opened a new connection"
+    );
+}

@@ -13,10 +13,10 @@
 //! runtime the task woken by a call runs right after it (the "LIFO slot"), so it writes one
 //! command at a time. That is why this exists.
 //!
-//! The connection speaks RESP2. When it breaks (Redis restarted, a network error), the calls in
-//! flight fail (their command may or may not have run) and the next call opens a new
-//! connection; a failed connection attempt makes the calls of the next
-//! [`RECONNECT_PAUSE`] fail at once instead of each trying again.
+//! The connection speaks RESP2. When it breaks (Redis restarted, a network error, or no reply
+//! for [`STALL_LIMIT`] while calls wait), the calls in flight fail (their command may or may not
+//! have run) and the next call opens a new connection; a failed connection attempt makes the
+//! calls of the next [`RECONNECT_PAUSE`] fail at once instead of each trying again.
 
 use std::{
     collections::VecDeque,
@@ -41,6 +41,11 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
 
 /// The output buffer keeps at most this much capacity between batches.
 const MAX_IDLE_BUFFER: usize = 256 * 1024;
+
+/// A connection that has calls in flight and has received nothing for this long is dead (a
+/// peer gone without a reset: a network partition, a frozen Redis): the calls in flight fail
+/// and the next call opens a new connection. Longer than any command of the store takes.
+const STALL_LIMIT: Duration = Duration::from_secs(5);
 
 /// An auto-pipelining connection to one Redis: cheap to clone, and every clone shares the
 /// connection.
@@ -78,6 +83,17 @@ struct LinkState {
     in_flight: VecDeque<Pending>,
     /// Why the connection is no longer usable, once it is not.
     broken: Option<String>,
+    /// The last reply received, or the moment a call was queued with none in flight.
+    last_progress: Option<Instant>,
+}
+
+impl LinkState {
+    fn stalled(&self) -> bool {
+        !self.in_flight.is_empty()
+            && self
+                .last_progress
+                .is_some_and(|last| last.elapsed() > STALL_LIMIT)
+    }
 }
 
 /// A call waiting for its reply.
@@ -226,6 +242,9 @@ impl AutoPipeline {
                 ));
             }
             encode(&mut state.out);
+            if state.in_flight.is_empty() {
+                state.last_progress = Some(Instant::now());
+            }
             state.in_flight.push_back(pending);
         }
         link.wake_writer.notify_one();
@@ -236,8 +255,18 @@ impl AutoPipeline {
 impl Shared {
     fn usable(&self) -> Option<Arc<Link>> {
         let link = lock(&self.state).link.clone()?;
-        let usable = lock(&link.state).broken.is_none();
-        usable.then_some(link)
+        let (broken, stalled) = {
+            let state = lock(&link.state);
+            (state.broken.is_some(), state.stalled())
+        };
+        if stalled {
+            tracing::warn!(
+                "session store: Redis has not answered for {STALL_LIMIT:?}; reconnecting"
+            );
+            link.fail(&format!("no reply for {STALL_LIMIT:?}"));
+            return None;
+        }
+        (!broken).then_some(link)
     }
 }
 
@@ -271,6 +300,9 @@ impl Link {
     /// Hands parsed replies to the calls at the head of the queue.
     fn deliver(&self, replies: &mut Vec<Value>) -> Result<(), &'static str> {
         let mut state = lock(&self.state);
+        if !replies.is_empty() {
+            state.last_progress = Some(Instant::now());
+        }
         // A caller may have given up (timeout): its reply is dropped.
         for value in replies.drain(..) {
             match state.in_flight.front_mut() {
@@ -451,6 +483,7 @@ async fn write_loop(link: Arc<Link>, mut writer: impl AsyncWrite + Unpin) {
 
 async fn read_loop(link: Arc<Link>, mut reader: impl AsyncRead + Unpin) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut scanner = Scanner::default();
     let mut replies = Vec::new();
     loop {
         match reader.read_buf(&mut buf).await {
@@ -468,7 +501,7 @@ async fn read_loop(link: Arc<Link>, mut reader: impl AsyncRead + Unpin) {
         // the buffer into a shared one, reallocated at the next read.
         let mut at = 0;
         loop {
-            match frame_len(&buf[at..]) {
+            match scanner.scan(&buf[at..]) {
                 Ok(Some(len)) => {
                     match parse_reply(&buf[at..at + len]) {
                         Ok(value) => replies.push(value),
@@ -515,49 +548,80 @@ pub(crate) fn write_command(out: &mut Vec<u8>, args: &[&[u8]]) {
 /// The length of the complete RESP2 reply at the start of `buf`, `None` if more bytes are
 /// needed, or why the bytes are not RESP2.
 fn frame_len(buf: &[u8]) -> Result<Option<usize>, &'static str> {
-    let mut at = 0;
-    // Elements still to read, per enclosing array: one reply to read at the top.
-    let mut remaining: usize = 1;
-    let mut open_arrays: Vec<usize> = Vec::new();
-    loop {
-        while remaining == 0 {
-            match open_arrays.pop() {
-                Some(outer) => remaining = outer,
-                None => return Ok(Some(at)),
-            }
+    Scanner::default().scan(buf)
+}
+
+/// Finds where a RESP2 reply ends, resuming where the last call stopped: a reply that arrives
+/// in many reads (a long list of ids, say) is scanned once, not once per read.
+#[derive(Debug)]
+struct Scanner {
+    /// Bytes of the reply scanned so far: whole elements only.
+    at: usize,
+    /// Elements still to read at the current depth: one reply at the top.
+    remaining: usize,
+    /// `remaining` of each enclosing array.
+    open_arrays: Vec<usize>,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Self {
+            at: 0,
+            remaining: 1,
+            open_arrays: Vec::new(),
         }
-        let Some(&kind) = buf.get(at) else {
-            return Ok(None);
-        };
-        let Some(line_end) = find_crlf(&buf[at..]) else {
-            return Ok(None);
-        };
-        let line = &buf[at + 1..at + line_end];
-        at += line_end + 2;
-        remaining -= 1;
-        match kind {
-            b'+' | b'-' | b':' => {}
-            b'$' => {
-                let len = parse_len(line)?;
-                if let Some(len) = len {
-                    if buf.len() < at + len + 2 {
-                        return Ok(None);
-                    }
-                    if &buf[at + len..at + len + 2] != b"\r\n" {
-                        return Err("a bulk string without its CRLF");
-                    }
-                    at += len + 2;
-                }
-            }
-            b'*' => {
-                if let Some(count) = parse_len(line)? {
-                    if count > 0 {
-                        open_arrays.push(remaining);
-                        remaining = count;
+    }
+}
+
+impl Scanner {
+    /// Scans on from where the last call stopped, `buf` starting where the reply starts.
+    /// `Some(len)` when the reply is whole; the scanner is then ready for the next reply.
+    fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, &'static str> {
+        loop {
+            while self.remaining == 0 {
+                match self.open_arrays.pop() {
+                    Some(outer) => self.remaining = outer,
+                    None => {
+                        let len = self.at;
+                        *self = Self::default();
+                        return Ok(Some(len));
                     }
                 }
             }
-            _ => return Err("a reply of an unknown type (not RESP2)"),
+            let at = self.at;
+            let Some(&kind) = buf.get(at) else {
+                return Ok(None);
+            };
+            let Some(line_end) = find_crlf(&buf[at..]) else {
+                return Ok(None);
+            };
+            let line = &buf[at + 1..at + line_end];
+            let mut next = at + line_end + 2;
+            match kind {
+                b'+' | b'-' | b':' => {}
+                b'$' => {
+                    if let Some(len) = parse_len(line)? {
+                        if buf.len() < next + len + 2 {
+                            return Ok(None);
+                        }
+                        if &buf[next + len..next + len + 2] != b"\r\n" {
+                            return Err("a bulk string without its CRLF");
+                        }
+                        next += len + 2;
+                    }
+                }
+                b'*' => {
+                    if let Some(count) = parse_len(line)? {
+                        if count > 0 {
+                            self.open_arrays.push(self.remaining - 1);
+                            self.remaining = count + 1;
+                        }
+                    }
+                }
+                _ => return Err("a reply of an unknown type (not RESP2)"),
+            }
+            self.at = next;
+            self.remaining -= 1;
         }
     }
 }
@@ -704,6 +768,24 @@ mod tests {
             .arg(1000)
             .get_packed_command();
         assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn the_scanner_resumes_across_reads() {
+        let reply: &[u8] = b"*3\r\n*2\r\n:1\r\n$3\r\nabc\r\n$-1\r\n*1\r\n+OK\r\n:9\r\n";
+        let first = reply.len() - 4;
+        for step in 1..=reply.len() {
+            let mut scanner = Scanner::default();
+            let mut found = None;
+            let mut end = 0;
+            while found.is_none() && end < reply.len() {
+                end = (end + step).min(reply.len());
+                found = scanner.scan(&reply[..end]).unwrap();
+            }
+            assert_eq!(found, Some(first), "reads of {step} bytes");
+            // Ready for the next reply.
+            assert_eq!(scanner.scan(&reply[first..]).unwrap(), Some(4));
+        }
     }
 
     #[test]
