@@ -14,14 +14,14 @@ use crate::{Body, Response};
 /// One request, as providers see it while they inject a handler's parameters.
 ///
 /// Custom [`Inject`](crate::Inject) implementations read from it; the query
-/// string and cookies are parsed once, on first use.
+/// string is parsed once, on first use; a cookie lookup scans the `Cookie`
+/// headers in place, without copying them.
 pub struct RequestContext {
     parts: Parts,
     body: Option<Body>,
     path: Vec<String>,
     route_name: &'static str,
     query: OnceLock<Vec<(String, String)>>,
-    cookies: OnceLock<Vec<(String, String)>>,
     response_cookies: Option<ResponseCookies>,
 }
 
@@ -48,7 +48,6 @@ impl RequestContext {
             path,
             route_name,
             query: OnceLock::new(),
-            cookies: OnceLock::new(),
             response_cookies: None,
         }
     }
@@ -114,36 +113,25 @@ impl RequestContext {
     /// The value of request cookie `name`, as sent (the first one when a
     /// browser sends several with one name, which is the most specific).
     pub fn cookie(&self, name: &str) -> Option<&str> {
-        let cookies = self.cookies.get_or_init(|| {
-            let mut cookies = Vec::new();
-            for header in self.parts.headers.get_all(header::COOKIE) {
-                // Split as bytes: one cookie with non-UTF-8 bytes (set by
-                // some script on the domain, say) must not hide the others.
-                for pair in header.as_bytes().split(|b| *b == b';') {
-                    let Some(eq) = pair.iter().position(|b| *b == b'=') else {
-                        continue;
-                    };
-                    let (Ok(key), Ok(value)) = (
-                        std::str::from_utf8(&pair[..eq]),
-                        std::str::from_utf8(&pair[eq + 1..]),
-                    ) else {
-                        continue;
-                    };
-                    let key = key.trim();
-                    if key.is_empty() {
-                        continue;
-                    }
-                    // The value as sent, quotes included: a quoted value is
-                    // not the value that was set.
-                    cookies.push((key.to_owned(), value.trim().to_owned()));
-                }
-            }
-            cookies
-        });
-        cookies
+        // Scanned at each lookup (a request looks up one or two cookies): copying every
+        // pair into a list cost more than the scans.
+        self.parts
+            .headers
+            .get_all(header::COOKIE)
             .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+            // Split as bytes: one cookie with non-UTF-8 bytes (set by some script on the
+            // domain, say) must not hide the others.
+            .flat_map(|header| header.as_bytes().split(|b| *b == b';'))
+            .find_map(|pair| {
+                let eq = pair.iter().position(|b| *b == b'=')?;
+                let key = std::str::from_utf8(&pair[..eq]).ok()?.trim();
+                if key != name || key.is_empty() {
+                    return None;
+                }
+                // The value as sent, quotes included: a quoted value is not the value that
+                // was set.
+                Some(std::str::from_utf8(&pair[eq + 1..]).ok()?.trim())
+            })
     }
 
     /// Takes the request body; `None` once taken.
