@@ -159,13 +159,21 @@ impl RequestContext {
 /// The `Set-Cookie`s queued for one response. Cheap to clone: clones share
 /// the queue.
 #[derive(Clone, Default)]
-pub struct ResponseCookies(Arc<Mutex<Vec<Cookie<'static>>>>);
+pub struct ResponseCookies(Arc<Mutex<Vec<Queued>>>);
+
+/// A queued cookie, and its `Set-Cookie` value when the code that queued it already
+/// formatted it (a signed session checks its size that way): formatted once, not twice.
+#[derive(Clone)]
+struct Queued {
+    cookie: Cookie<'static>,
+    formatted: Option<String>,
+}
 
 impl fmt::Debug for ResponseCookies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let cookies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         f.debug_list()
-            .entries(cookies.iter().map(Cookie::name))
+            .entries(cookies.iter().map(|queued| queued.cookie.name()))
             .finish()
     }
 }
@@ -174,30 +182,56 @@ impl ResponseCookies {
     /// Queues a cookie, replacing one queued earlier with the same name,
     /// path and domain (the browser would keep only the last one anyway).
     pub fn set(&self, cookie: Cookie<'static>) {
-        let mut cookies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        cookies.retain(|queued| {
-            queued.name() != cookie.name()
-                || queued.path() != cookie.path()
-                || queued.domain() != cookie.domain()
+        self.queue(Queued {
+            cookie,
+            formatted: None,
         });
-        cookies.push(cookie);
+    }
+
+    /// [`set`](Self::set), with `formatted`, the cookie's `to_string()`.
+    pub(crate) fn set_formatted(&self, cookie: Cookie<'static>, formatted: String) {
+        debug_assert_eq!(cookie.to_string(), formatted);
+        self.queue(Queued {
+            cookie,
+            formatted: Some(formatted),
+        });
+    }
+
+    fn queue(&self, queued: Queued) {
+        let mut cookies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let cookie = &queued.cookie;
+        cookies.retain(|earlier| {
+            let earlier = &earlier.cookie;
+            earlier.name() != cookie.name()
+                || earlier.path() != cookie.path()
+                || earlier.domain() != cookie.domain()
+        });
+        cookies.push(queued);
     }
 
     /// The queued cookies, for tests and middleware.
     pub fn get(&self, name: &str) -> Option<Cookie<'static>> {
         let cookies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        cookies.iter().rev().find(|c| c.name() == name).cloned()
+        cookies
+            .iter()
+            .rev()
+            .find(|queued| queued.cookie.name() == name)
+            .map(|queued| queued.cookie.clone())
     }
 
     fn write_to(&self, headers: &mut HeaderMap) {
-        let cookies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        for cookie in cookies.iter() {
-            match HeaderValue::try_from(cookie.to_string()) {
+        let mut cookies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for queued in cookies.iter_mut() {
+            let formatted = queued
+                .formatted
+                .take()
+                .unwrap_or_else(|| queued.cookie.to_string());
+            match HeaderValue::try_from(formatted) {
                 Ok(value) => {
                     headers.append(header::SET_COOKIE, value);
                 }
                 Err(_) => tracing::error!(
-                    name = cookie.name(),
+                    name = queued.cookie.name(),
                     "a queued cookie is not a valid header value"
                 ),
             }

@@ -344,7 +344,8 @@ impl Session {
         let json = serde_json::to_vec(&self.data)?;
         let token = self.config.signer.sign(&json, now());
         let cookie = self.config.settings.cookie(&self.config.cookie_name, token);
-        let size = cookie.to_string().len();
+        let formatted = cookie.to_string();
+        let size = formatted.len();
         if size > MAX_COOKIE_SIZE {
             return Err(Error::CookieTooLarge {
                 name: self.config.cookie_name.clone(),
@@ -352,7 +353,7 @@ impl Session {
                 limit: MAX_COOKIE_SIZE,
             });
         }
-        self.cookies.set(cookie);
+        self.cookies.set_formatted(cookie, formatted);
         Ok(())
     }
 
