@@ -200,13 +200,23 @@ impl Browser<'_> {
         self.call(Method::POST, "/refresh", Some(json!({}))).await;
     }
 
-    /// The visible text of the page.
+    /// The visible text of the page. A page that navigates between finding its body and
+    /// reading it (after a form post, say) makes the body "stale": the body is found again.
     pub async fn text(&self) -> String {
-        let body = self.find("body").await;
-        let value = self
-            .call(Method::GET, &format!("/element/{body}/text"), None)
-            .await;
-        value["value"].as_str().unwrap_or_default().to_owned()
+        const ATTEMPTS: usize = 10;
+        let mut attempt = 1;
+        loop {
+            let body = self.find("body").await;
+            let path = format!("/session/{}/element/{body}/text", self.id);
+            match self.driver.call(Method::GET, &path, None).await {
+                Ok(value) => return value["value"].as_str().unwrap_or_default().to_owned(),
+                Err(error) if error.contains("stale element") && attempt < ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("{error}"),
+            }
+        }
     }
 
     async fn find(&self, css: &str) -> String {

@@ -38,6 +38,20 @@ async fn reads_and_commands(probe: &mut redis::aio::MultiplexedConnection) -> (u
     )
 }
 
+/// A test server that requires `password` (set after it starts, through `CONFIG SET`).
+async fn server_with_password(password: &str) -> RedisServer {
+    let server = RedisServer::start();
+    let mut admin = probe(&server.url()).await;
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(password)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    server
+}
+
 fn data(user: &str) -> SessionData {
     SessionData::from([("user_id".to_owned(), user.to_owned())])
 }
@@ -96,15 +110,7 @@ async fn concurrent_loads_are_written_together() {
 /// `redis://:password@host:port/db`: the store authenticates and selects the database.
 #[tokio::test]
 async fn password_and_database_come_from_the_url() {
-    let server = RedisServer::start();
-    let mut admin = probe(&server.url()).await;
-    let () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("requirepass")
-        .arg("s3cret")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    let server = server_with_password("s3cret").await;
     let url = format!("redis://:s3cret@127.0.0.1:{}/3", server.port());
     let store = RedisStore::connect(&url)
         .await
@@ -131,15 +137,7 @@ async fn password_and_database_come_from_the_url() {
 
 #[tokio::test]
 async fn a_wrong_password_fails_connect() {
-    let server = RedisServer::start();
-    let mut admin = probe(&server.url()).await;
-    let () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("requirepass")
-        .arg("s3cret")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    let server = server_with_password("s3cret").await;
     let url = format!("redis://:wrong@127.0.0.1:{}/", server.port());
     let err = RedisStore::connect(&url)
         .await

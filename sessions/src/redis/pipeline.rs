@@ -357,38 +357,40 @@ async fn open(info: &ConnectionInfo, connect_timeout: Duration) -> RedisResult<A
             format!("connecting to Redis timed out after {connect_timeout:?}"),
         )
     };
-    match info.addr() {
-        ConnectionAddr::Tcp(host, port) => {
-            let connect = async {
+    let connect = async {
+        match info.addr() {
+            ConnectionAddr::Tcp(host, port) => {
                 let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
                 stream.set_nodelay(true)?;
-                let (mut reader, mut writer) = stream.into_split();
-                handshake(info, &mut reader, &mut writer).await?;
-                Ok::<_, RedisError>(start(reader, writer))
-            };
-            tokio::time::timeout(connect_timeout, connect)
-                .await
-                .map_err(|_| timed_out())?
+                let (reader, writer) = stream.into_split();
+                ready(info, reader, writer).await
+            }
+            #[cfg(unix)]
+            ConnectionAddr::Unix(path) => {
+                let (reader, writer) = tokio::net::UnixStream::connect(path).await?.into_split();
+                ready(info, reader, writer).await
+            }
+            other => Err(RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "this address needs a connection the store does not open itself (TLS?): \
+                 build a ConnectionManager and use RedisStore::from_connection_manager",
+                format!("{other}"),
+            ))),
         }
-        #[cfg(unix)]
-        ConnectionAddr::Unix(path) => {
-            let connect = async {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                let (mut reader, mut writer) = stream.into_split();
-                handshake(info, &mut reader, &mut writer).await?;
-                Ok::<_, RedisError>(start(reader, writer))
-            };
-            tokio::time::timeout(connect_timeout, connect)
-                .await
-                .map_err(|_| timed_out())?
-        }
-        other => Err(RedisError::from((
-            ErrorKind::InvalidClientConfig,
-            "this address needs a connection the store does not open itself (TLS?): \
-             build a ConnectionManager and use RedisStore::from_connection_manager",
-            format!("{other}"),
-        ))),
-    }
+    };
+    tokio::time::timeout(connect_timeout, connect)
+        .await
+        .map_err(|_| timed_out())?
+}
+
+/// Authenticates and selects the database on a new connection, then starts its tasks.
+async fn ready<R, W>(info: &ConnectionInfo, mut reader: R, mut writer: W) -> RedisResult<Arc<Link>>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    handshake(info, &mut reader, &mut writer).await?;
+    Ok(start(reader, writer))
 }
 
 /// `AUTH` and `SELECT` as the URL asks, one reply each, before the connection is shared.
