@@ -101,6 +101,11 @@ impl RedisServer {
         self.port
     }
 
+    /// The Unix socket the server also listens on (in its temporary directory).
+    pub fn unix_socket(&self) -> PathBuf {
+        self.dir.join(format!("redis-{}.sock", self.port))
+    }
+
     /// Freezes the server (`SIGSTOP`): its connections stay open, but it reads and answers
     /// nothing until [`thaw`](Self::thaw), as a Redis behind a network partition.
     ///
@@ -214,8 +219,12 @@ pub(crate) fn spawn_ready(port: u16, dir: &Path, extra: &[String]) -> Result<Chi
     let log_err = log
         .try_clone()
         .map_err(|e| format!("cannot clone log file handle: {e}"))?;
+    let socket = dir.join(format!("redis-{port}.sock"));
     let spawned = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .arg("--unixsocket")
+        .arg(&socket)
+        .args(["--unixsocketperm", "700"])
         .args(["--save", ""])
         .args(extra)
         .arg("--dir")

@@ -200,23 +200,45 @@ impl Browser<'_> {
         self.call(Method::POST, "/refresh", Some(json!({}))).await;
     }
 
-    /// The visible text of the page. A page that navigates between finding its body and
-    /// reading it (after a form post, say) makes the body "stale": the body is found again.
+    /// The visible text of the page. While the page navigates (after a form post, say), its
+    /// body may be missing or go stale between finding it and reading it: then it is looked
+    /// up again, for up to about two seconds.
     pub async fn text(&self) -> String {
-        const ATTEMPTS: usize = 10;
+        const ATTEMPTS: usize = 40;
         let mut attempt = 1;
         loop {
-            let body = self.find("body").await;
-            let path = format!("/session/{}/element/{body}/text", self.id);
-            match self.driver.call(Method::GET, &path, None).await {
-                Ok(value) => return value["value"].as_str().unwrap_or_default().to_owned(),
-                Err(error) if error.contains("stale element") && attempt < ATTEMPTS => {
+            match self.try_text().await {
+                Ok(text) => return text,
+                Err(error)
+                    if (error.contains("stale element") || error.contains("no such element"))
+                        && attempt < ATTEMPTS =>
+                {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(error) => panic!("{error}"),
             }
         }
+    }
+
+    async fn try_text(&self) -> Result<String, String> {
+        let session = format!("/session/{}", self.id);
+        let found = self
+            .driver
+            .call(
+                Method::POST,
+                &format!("{session}/element"),
+                Some(json!({ "using": "css selector", "value": "body" })),
+            )
+            .await?;
+        let body = found["value"][ELEMENT]
+            .as_str()
+            .ok_or_else(|| format!("no element id in {found}"))?;
+        let text = self
+            .driver
+            .call(Method::GET, &format!("{session}/element/{body}/text"), None)
+            .await?;
+        Ok(text["value"].as_str().unwrap_or_default().to_owned())
     }
 
     async fn find(&self, css: &str) -> String {

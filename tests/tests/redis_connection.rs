@@ -274,3 +274,26 @@ async fn a_silent_connection_is_replaced() {
         "the store opened a new connection"
     );
 }
+
+/// `redis+unix:///path?db=N`: the store connects over a Unix socket.
+#[tokio::test]
+async fn a_unix_socket_url_works() {
+    let server = RedisServer::start();
+    let url = format!("redis+unix://{}?db=2", server.unix_socket().display());
+    let store = RedisStore::connect(&url)
+        .await
+        .expect("connect over the Unix socket");
+    let fay = data("fay");
+    assert_eq!(save_new(&store, "fay", &fay).await, SaveOutcome::Saved);
+    assert_eq!(store.load("fay", ID).await.unwrap(), Some(fay));
+    let mut db2 = probe(&format!("redis://127.0.0.1:{}/2", server.port())).await;
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(format!("fay:s:{ID}"))
+        .query_async(&mut db2)
+        .await
+        .unwrap();
+    assert!(
+        exists,
+        "the session is in database 2, written through the socket"
+    );
+}

@@ -514,11 +514,7 @@ impl<C: DirectConnection> Core<C> {
                     .query_async(&mut connection),
             )
             .await;
-        let major = info.ok().and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("redis_version:"))
-                .and_then(|version| version.split('.').next()?.trim().parse::<u32>().ok())
-        });
+        let major = info.ok().and_then(|info| redis_major_version(&info));
         if major.is_none_or(|major| major < 7) {
             tracing::debug!(
                 ?major,
@@ -578,6 +574,13 @@ impl<C: DirectConnection> Core<C> {
             }
         }
     }
+}
+
+/// The major version in an `INFO server` reply (`redis_version:7.0.15` → 7).
+fn redis_major_version(info: &str) -> Option<u32> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .and_then(|version| version.split('.').next()?.trim().parse().ok())
 }
 
 /// Unix milliseconds written as seconds with three decimals (`1764115200.123`), an index
@@ -980,6 +983,16 @@ impl<C: DirectConnection> Core<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_major_version_decides_transactions() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n";
+        assert_eq!(redis_major_version(info), Some(7));
+        assert_eq!(redis_major_version("redis_version:6.2.14\r\n"), Some(6));
+        assert_eq!(redis_major_version("redis_version:10.0.0"), Some(10));
+        assert_eq!(redis_major_version("# Server\r\nos:Linux\r\n"), None);
+        assert_eq!(redis_major_version("redis_version:x.y"), None);
+    }
 
     #[test]
     fn seconds_have_three_decimals() {
