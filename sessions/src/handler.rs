@@ -27,7 +27,7 @@ pub struct ParamInfo {
 }
 
 /// A function the app can route, or inject by name: implemented by
-/// [`#[handler]`](crate::handler), not by hand.
+/// [`#[handler]`](macro@crate::handler), not by hand.
 ///
 /// `bind` resolves every parameter's provider once, when the app is built;
 /// the bound call then runs per request with no further lookups.

@@ -32,10 +32,10 @@ const CONNECT_FIRST_DELAY: Duration = Duration::from_millis(50);
 
 /// Saves a new session (or, with `replaces`, any session) in one atomic step.
 ///
-/// KEYS: the session key; then the index key if ARGV[5] is "1"; then, if ARGV[6] (the old id)
-/// is not "", the old session key and, if ARGV[7] is "1", the old index key.
-/// ARGV: [1] JSON, [2] max_age in ms, [3] id, [4] existing "1"/"0", [5] indexed,
-/// [6] old id or "", [7] old indexed.
+/// KEYS: the session key; then the index key if `ARGV[5]` is "1"; then, if `ARGV[6]` (the old id)
+/// is not "", the old session key and, if `ARGV[7]` is "1", the old index key.
+/// ARGV: `[1]` JSON, `[2]` max_age in ms, `[3]` id, `[4]` existing "1"/"0", `[5]` indexed,
+/// `[6]` old id or "", `[7]` old indexed.
 /// Returns 1 when written, 0 when `existing` and the session is gone (nothing written).
 ///
 /// The index score is the expiry time in Unix seconds, from Redis's own clock (`TIME`), the
@@ -77,7 +77,7 @@ return 1
 
 /// Deletes every session of a namespace and its index; returns how many sessions existed.
 ///
-/// KEYS[1]: the index. ARGV[1]: the namespace's session key prefix (`{prefix}{ns}:s:`), to
+/// `KEYS[1]`: the index. `ARGV[1]`: the namespace's session key prefix (`{prefix}{ns}:s:`), to
 /// which each member is appended. `DEL` takes at most 1000 keys at a time (Lua's `unpack` has
 /// a stack limit of a few thousand). Members that already expired count 0 (DEL of a missing
 /// key). The script builds the session keys itself: fine on one Redis; a cluster layout must
@@ -99,8 +99,8 @@ return deleted
 /// them all (a slot being migrated answers `ASK` or `TRYAGAIN`, which the client follows,
 /// instead of the script missing sessions that already moved).
 ///
-/// KEYS[1]: the index; KEYS[2..]: the session keys of the ids the caller read from it.
-/// ARGV[1]: the namespace's session key prefix. Returns -1, deleting nothing, when the index
+/// `KEYS[1]`: the index; `KEYS[2..]`: the session keys of the ids the caller read from it.
+/// `ARGV[1]`: the namespace's session key prefix. Returns -1, deleting nothing, when the index
 /// now holds an id whose key was not declared (a session was added meanwhile): the caller
 /// reads the index again.
 const REMOVE_LISTED_LUA: &str = r"
@@ -119,14 +119,14 @@ return deleted
 ";
 
 /// Deletes one session and its index entry; returns how many keys were deleted (0 or 1).
-/// KEYS[1]: the session; KEYS[2], if given: the index. ARGV[1]: the id.
+/// `KEYS[1]`: the session; `KEYS[2]`, if given: the index. `ARGV[1]`: the id.
 const REMOVE_LUA: &str = r"
 local deleted = redis.call('DEL', KEYS[1])
 if KEYS[2] then redis.call('ZREM', KEYS[2], ARGV[1]) end
 return deleted
 ";
 
-/// The live ids of an index, by Redis's clock (see [`SAVE_LUA`]). KEYS[1]: the index.
+/// The live ids of an index, by Redis's clock (see [`SAVE_LUA`]). `KEYS[1]`: the index.
 const LIST_NAMESPACE_LUA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -356,7 +356,7 @@ fn is_transient(err: &redis::RedisError) -> bool {
     err.is_io_error() || err.is_timeout() || err.is_connection_refusal()
 }
 
-/// Implements [`SessionStore`] for a store type with a `core: Core<_>` field, by delegation.
+/// Implements [`SessionStore`](crate::store::SessionStore) for a store type with a `core: Core<_>` field, by delegation.
 macro_rules! session_store_via_core {
     ($store:ty) => {
         impl $crate::store::SessionStore for $store {
