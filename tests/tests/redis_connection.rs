@@ -297,3 +297,48 @@ async fn a_unix_socket_url_works() {
         "the session is in database 2, written through the socket"
     );
 }
+
+/// A transaction that fails on the data (an index key holding a string: `WRONGTYPE`) fails
+/// that save, and the store keeps saving new sessions in transactions, not falling back to the
+/// slower Lua script for good.
+#[tokio::test]
+async fn a_data_error_keeps_transactions() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let mut probe = probe(&server.url()).await;
+    let () = redis::cmd("SET")
+        .arg("gus:s")
+        .arg("not a sorted set")
+        .query_async(&mut probe)
+        .await
+        .unwrap();
+    let gus = data("gus");
+    let err = store
+        .save(SaveOp {
+            namespace: "gus",
+            id: ID,
+            data: &gus,
+            existing: false,
+            replaces: None,
+            max_age: MINUTE,
+        })
+        .await
+        .expect_err("the index key has the wrong type");
+    assert!(err.to_string().contains("WRONGTYPE"), "{err}");
+    let hal = data("hal");
+    assert_eq!(save_new(&store, "hal", &hal).await, SaveOutcome::Saved);
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut probe)
+        .await
+        .unwrap();
+    let calls = |command: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(calls("multi"), 2, "both saves were transactions: {stats}");
+    assert_eq!(calls("evalsha"), 0, "no save went to the script: {stats}");
+}

@@ -576,6 +576,14 @@ impl<C: DirectConnection> Core<C> {
     }
 }
 
+/// Whether a transaction save failed because this Redis does not know a command or option in
+/// it (`PEXPIRE … GT` before 7.0: `ERR wrong number of arguments`, then `EXECABORT`), rather
+/// than because of the data or the moment (`WRONGTYPE` on a key, `OOM`, a lost connection):
+/// only then does the store switch to the Lua script for good.
+fn transaction_unsupported(err: &redis::RedisError) -> bool {
+    matches!(err.code(), Some("ERR" | "EXECABORT"))
+}
+
 /// The major version in an `INFO server` reply (`redis_version:7.0.15` → 7).
 fn redis_major_version(info: &str) -> Option<u32> {
     info.lines()
@@ -751,9 +759,9 @@ impl<C: DirectConnection> Core<C> {
                 .save_new_in_transaction(direct, &op, json, &key, together)
                 .await
             {
-                // A server error (not a connection's): this Redis cannot run the transaction
-                // (an older Redis after a failover, say). The script can.
-                Err(err) if err.code().is_some() => {
+                // This Redis cannot run the transaction (an older Redis after a failover,
+                // say). The script can.
+                Err(err) if transaction_unsupported(&err) => {
                     tracing::warn!(
                         error = %err,
                         "session store: saving new sessions in a transaction failed; \
@@ -983,6 +991,27 @@ impl<C: DirectConnection> Core<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_unknown_command_or_option_abandons_transactions() {
+        let error = |reply: &[u8]| {
+            redis::parse_redis_value(reply)
+                .unwrap()
+                .extract_error()
+                .unwrap_err()
+        };
+        let old_redis = error(b"-ERR wrong number of arguments for 'pexpire' command\r\n");
+        assert!(transaction_unsupported(&old_redis));
+        let aborted = error(b"-EXECABORT Transaction discarded because of previous errors.\r\n");
+        assert!(transaction_unsupported(&aborted));
+        let wrong_type =
+            error(b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+        assert!(!transaction_unsupported(&wrong_type));
+        let oom = error(b"-OOM command not allowed when used memory > 'maxmemory'.\r\n");
+        assert!(!transaction_unsupported(&oom));
+        let io = redis::RedisError::from(std::io::Error::other("reset"));
+        assert!(!transaction_unsupported(&io));
+    }
 
     #[test]
     fn the_major_version_decides_transactions() {
