@@ -248,8 +248,8 @@ impl RedisStore {
     }
 
     /// A store on a [`ConnectionManager`] you configured yourself (TLS, RESP3, other
-    /// reconnection settings). Calls on it are not auto-pipelined (see
-    /// [`connect`](Self::connect)).
+    /// reconnection settings). Calls on it are not auto-pipelined and new sessions are saved
+    /// by the Lua script (see [`connect`](Self::connect)).
     pub fn from_connection_manager(connection: ConnectionManager) -> Self {
         Self {
             core: Core::new(StoreConnection::Manager(connection), KeyLayout::Uapi, false),
@@ -410,8 +410,9 @@ pub(crate) use session_store_via_core;
 session_store_via_core!(RedisStore);
 
 /// The logic of a Redis session store over any connection: the one Redis of [`RedisStore`]
-/// (a [`ConnectionManager`]) or the cluster of
-/// [`RedisClusterStore`](crate::redis::RedisClusterStore). Same scripts, same timeouts.
+/// (its [`AutoPipeline`] or a [`ConnectionManager`]) or the cluster of
+/// [`RedisClusterStore`](crate::redis::RedisClusterStore). Same semantics, same timeouts; the
+/// hot path writes RESP directly on an [`AutoPipeline`] ([`DirectConnection`]).
 #[derive(Clone)]
 pub(crate) struct Core<C> {
     connection: C,
@@ -500,21 +501,21 @@ impl<C: DirectConnection> Core<C> {
         }
     }
 
-    /// Saves new sessions in transactions from now on if Redis (one Redis, not a cluster) is
-    /// 7.0 or newer (`PEXPIRE … GT`), and reads its clock. Any failure leaves the script.
+    /// Saves new sessions in transactions from now on if the connection is the store's own
+    /// (one Redis, never a cluster) and Redis is 7.0 or newer (`PEXPIRE … GT`), and reads its
+    /// clock. Any failure leaves the script.
     pub(crate) async fn use_transactions_if_supported(&self) {
-        if self.cluster || self.connection.direct().is_none() {
+        if self.connection.direct().is_none() {
             return;
         }
         let mut connection = self.connection.clone();
-        let info: RedisResult<String> = self
-            .call_raw(
-                redis::cmd("INFO")
-                    .arg("server")
-                    .query_async(&mut connection),
-            )
-            .await;
-        let major = info.ok().and_then(|info| redis_major_version(&info));
+        let mut info = redis::cmd("INFO");
+        info.arg("server");
+        let major = self
+            .call("version", info.query_async::<String>(&mut connection))
+            .await
+            .ok()
+            .and_then(|info| redis_major_version(&info));
         if major.is_none_or(|major| major < 7) {
             tracing::debug!(
                 ?major,
@@ -522,20 +523,14 @@ impl<C: DirectConnection> Core<C> {
             );
             return;
         }
-        let time: RedisResult<Value> = self
-            .call_raw(redis::cmd("TIME").query_async(&mut connection))
-            .await;
-        if let Ok(time) = time {
+        let time = redis::cmd("TIME");
+        if let Ok(time) = self
+            .call("clock", time.query_async::<Value>(&mut connection))
+            .await
+        {
             self.saves.observe_time(&time);
             self.saves.in_transactions.store(true, Ordering::Relaxed);
         }
-    }
-
-    /// `call` under the timeout, for set-up: a timeout is an error.
-    async fn call_raw<T>(&self, call: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
-        tokio::time::timeout(self.timeout, call)
-            .await
-            .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out"))))
     }
 
     pub(crate) fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -707,7 +702,6 @@ impl<C: DirectConnection> Core<C> {
 
     async fn save_json(&self, op: SaveOp<'_>, json: &str) -> RedisResult<SaveOutcome> {
         let key = self.keys.session_key(op.namespace, op.id);
-        let mut connection = self.connection.clone();
         if op.existing && op.replaces.is_none() {
             // Update in place: keep the TTL, never recreate a session that is gone.
             if let Some(direct) = self.connection.direct() {
@@ -731,7 +725,7 @@ impl<C: DirectConnection> Core<C> {
                 .arg("XX")
                 .arg("KEEPTTL")
                 .clone();
-            let reply: Option<String> = cmd.query_async(&mut connection).await?;
+            let reply: Option<String> = cmd.query_async(&mut self.connection.clone()).await?;
             return Ok(if reply.is_some() {
                 SaveOutcome::Saved
             } else {
@@ -800,7 +794,9 @@ impl<C: DirectConnection> Core<C> {
             .arg(flag(indexed))
             .arg(old_id)
             .arg(flag(old_indexed));
-        let written: i64 = invocation.invoke_async(&mut connection).await?;
+        let written: i64 = invocation
+            .invoke_async(&mut self.connection.clone())
+            .await?;
         if written != 1 {
             return Ok(SaveOutcome::Gone);
         }
@@ -843,7 +839,6 @@ impl<C: DirectConnection> Core<C> {
                 .count
                 .fetch_add(1, Ordering::Relaxed)
                 .is_multiple_of(TRIM_EVERY);
-        let trim_before = Seconds::from_millis(now - TRIM_MARGIN_MILLIS);
         let old =
             replaces
                 .filter(|&old| old != (op.namespace, op.id))
@@ -877,9 +872,10 @@ impl<C: DirectConnection> Core<C> {
                 write_command(out, &[b"ZADD", index, expiry.as_bytes(), op.id.as_bytes()]);
                 write_command(out, &[b"PEXPIRE", index, ttl, b"GT"]);
                 if trim {
+                    let before = Seconds::from_millis(now - TRIM_MARGIN_MILLIS);
                     write_command(
                         out,
-                        &[b"ZREMRANGEBYSCORE", index, b"-inf", trim_before.as_bytes()],
+                        &[b"ZREMRANGEBYSCORE", index, b"-inf", before.as_bytes()],
                     );
                 }
             }
