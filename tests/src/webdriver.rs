@@ -200,45 +200,43 @@ impl Browser<'_> {
         self.call(Method::POST, "/refresh", Some(json!({}))).await;
     }
 
-    /// The visible text of the page. While the page navigates (after a form post, say), its
-    /// body may be missing or go stale between finding it and reading it: then it is looked
-    /// up again, for up to about two seconds.
+    /// The visible text of the page, read in one script call so that no element handle can
+    /// go stale in between. While the page navigates (after a form post, say) the driver may
+    /// still answer with an error (a missing body, a destroyed execution context, a node that
+    /// no longer belongs to the document): then it asks again, for up to about two seconds,
+    /// and panics with the last error if the page never settles.
     pub async fn text(&self) -> String {
         const ATTEMPTS: usize = 40;
         let mut attempt = 1;
         loop {
             match self.try_text().await {
                 Ok(text) => return text,
-                Err(error)
-                    if (error.contains("stale element") || error.contains("no such element"))
-                        && attempt < ATTEMPTS =>
-                {
+                Err(_) if attempt < ATTEMPTS => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Err(error) => panic!("{error}"),
+                Err(error) => panic!("the page text could not be read: {error}"),
             }
         }
     }
 
     async fn try_text(&self) -> Result<String, String> {
-        let session = format!("/session/{}", self.id);
-        let found = self
+        let script = json!({
+            "script": "return document.body ? document.body.innerText : null;",
+            "args": [],
+        });
+        let value = self
             .driver
             .call(
                 Method::POST,
-                &format!("{session}/element"),
-                Some(json!({ "using": "css selector", "value": "body" })),
+                &format!("/session/{}/execute/sync", self.id),
+                Some(script),
             )
             .await?;
-        let body = found["value"][ELEMENT]
+        value["value"]
             .as_str()
-            .ok_or_else(|| format!("no element id in {found}"))?;
-        let text = self
-            .driver
-            .call(Method::GET, &format!("{session}/element/{body}/text"), None)
-            .await?;
-        Ok(text["value"].as_str().unwrap_or_default().to_owned())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("the page has no body yet: {value}"))
     }
 
     async fn find(&self, css: &str) -> String {
