@@ -97,6 +97,15 @@ impl RequestContext {
 
     /// The first value of query parameter `name`, decoded.
     pub fn query(&self, name: &str) -> Option<&str> {
+        let query = self.parts.uri.query()?;
+        match find_plain_query_value(query, name) {
+            Some(found) => found,
+            None => self.decoded_query(name),
+        }
+    }
+
+    /// [`query`](Self::query) through the whole query string decoded once into pairs.
+    fn decoded_query(&self, name: &str) -> Option<&str> {
         let pairs = self.query.get_or_init(|| {
             self.parts.uri.query().map_or_else(Vec::new, |query| {
                 form_urlencoded::parse(query.as_bytes())
@@ -235,6 +244,71 @@ impl ResponseCookies {
                     "a queued cookie is not a valid header value"
                 ),
             }
+        }
+    }
+}
+
+/// Looks `name` up in a raw query string without decoding or copying anything, as long as
+/// every pair up to the answer is plain (no `%` or `+`, which decoding would change): then
+/// `Some(answer)`. `None` when a pair that needs decoding comes first, for the caller to
+/// decode the whole query. Splits as `application/x-www-form-urlencoded` does: on `&`, empty
+/// pieces skipped, the name ending at the first `=`.
+fn find_plain_query_value<'q>(query: &'q str, name: &str) -> Option<Option<&'q str>> {
+    let plain = |s: &str| !s.bytes().any(|b| b == b'%' || b == b'+');
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if !plain(key) {
+            return None;
+        }
+        if key == name {
+            return plain(value).then_some(Some(value));
+        }
+    }
+    Some(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `form_urlencoded` finds: the first pair named `name`, decoded.
+    fn decoded(query: &str, name: &str) -> Option<String> {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    }
+
+    fn context(query: &str) -> RequestContext {
+        let (parts, ()) = http::Request::builder()
+            .uri(format!("/?{query}"))
+            .body(())
+            .expect("a valid request")
+            .into_parts();
+        RequestContext::new(parts, Body::empty(), Vec::new(), "test")
+    }
+
+    #[test]
+    fn plain_lookups_borrow_and_escaped_ones_decode() {
+        assert_eq!(find_plain_query_value("a=1&b=2", "b"), Some(Some("2")));
+        assert_eq!(find_plain_query_value("a=1&&b", "b"), Some(Some("")));
+        assert_eq!(find_plain_query_value("a=1", "b"), Some(None));
+        assert_eq!(find_plain_query_value("a=x%20y", "a"), None);
+        assert_eq!(find_plain_query_value("%62=1&b=2", "b"), None);
+        let cx = context("%62=first&b=second&c=x+y");
+        assert_eq!(cx.query("b"), Some("first"));
+        assert_eq!(cx.query("c"), Some("x y"));
+        assert_eq!(cx.query("d"), None);
+    }
+
+    proptest::proptest! {
+        /// The in-place lookup agrees with decoding the whole query.
+        #[test]
+        fn query_lookup_agrees_with_form_urlencoded(
+            query in "([abc%+=&]|%2[0-9]|%6[1-3]){0,24}",
+            name in "[abc]{1,2}",
+        ) {
+            let cx = context(&query);
+            proptest::prop_assert_eq!(cx.query(&name).map(str::to_owned), decoded(&query, &name));
         }
     }
 }
