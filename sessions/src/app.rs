@@ -449,6 +449,9 @@ impl AppService {
     /// Serves on `listener` (HTTP/1.1 and HTTP/2) until `signal` completes,
     /// then stops accepting and waits up to 10 s for open connections.
     ///
+    /// A handler runs to completion even if the client closes its side of the
+    /// connection first (HTTP/1 half-close): the response is still sent.
+    ///
     /// # Errors
     ///
     /// Only if the listener's address cannot be read; accept errors are
@@ -457,7 +460,13 @@ impl AppService {
     where
         F: Future<Output = ()> + Send,
     {
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // A request in flight is finished even when the client shuts its side early: hyper
+        // then does not watch the socket for EOF while a handler awaits (a read and, since
+        // the request's headers still share the read buffer, a fresh 8 KiB buffer per
+        // request that awaits a store), and a login whose client went away completes instead
+        // of being dropped halfway.
+        builder.http1().half_close(true);
         let graceful = GracefulShutdown::new();
         let mut signal = std::pin::pin!(signal);
         loop {

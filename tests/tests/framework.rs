@@ -145,9 +145,17 @@ async fn whoami(client_name: String) -> String {
     client_name
 }
 
+#[handler]
+async fn slow(counter: State<Counter>) -> String {
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let done = counter.0 .0.fetch_add(1, Ordering::SeqCst) + 1;
+    format!("finished {done}")
+}
+
 fn app() -> App {
     let mut app = App::new();
     app.get("/", hello)
+        .post("/slow", slow)
         .get("/sync", sync_hello)
         .get("/users/{id}", user)
         .get("/repos/{org}/{repo}", two)
@@ -439,6 +447,33 @@ async fn a_panicking_handler_is_a_500_and_the_server_keeps_serving() {
     let response = client.get("/panic").send().await;
     assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(client.get("/?name=after").send().await.body, "hello, after");
+}
+
+/// A client that shuts its writing side right after its request (HTTP/1 half-close) still
+/// gets the response, and the handler, which awaits, runs to completion.
+#[tokio::test]
+async fn a_half_closed_client_gets_its_response() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = TestServer::start(app()).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"POST /slow HTTP/1.1\r\nhost: test\r\ncontent-length: 0\r\n\r\n")
+        .await
+        .expect("write the request");
+    stream.shutdown().await.expect("half-close");
+    let mut response = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("the server answers within 5 s")
+    .expect("read the response");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("finished 1"), "{response}");
 }
 
 #[tokio::test]
