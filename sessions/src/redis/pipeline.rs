@@ -20,8 +20,12 @@
 
 use std::{
     collections::VecDeque,
-    fmt, io, mem,
+    fmt,
+    future::Future,
+    io, mem,
+    pin::Pin,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
+    task::{ready, Context, Poll},
     time::{Duration, Instant},
 };
 
@@ -149,11 +153,8 @@ impl AutoPipeline {
         })
     }
 
-    /// A usable connection: the current one, or a new one if it broke.
-    async fn link(&self) -> RedisResult<Arc<Link>> {
-        if let Some(link) = self.shared.usable() {
-            return Ok(link);
-        }
+    /// Connects again, or fails at once within [`RECONNECT_PAUSE`] of a failed attempt.
+    async fn reconnect(&self) -> RedisResult<Arc<Link>> {
         let _connecting = self.shared.connecting.lock().await;
         if let Some(link) = self.shared.usable() {
             return Ok(link);
@@ -180,37 +181,33 @@ impl AutoPipeline {
         }
     }
 
-    /// Sends the one command that `encode` writes (with [`write_command`]) and returns its
-    /// reply; an error reply is an `Err`.
-    pub(crate) async fn query(&self, encode: impl FnOnce(&mut Vec<u8>)) -> RedisResult<Value> {
+    /// Sends the one command that `encode` writes (with [`write_command`]); the answer is its
+    /// reply, an error reply being an `Err`.
+    ///
+    /// The command is queued before this returns (`encode` runs now), so the answer is a small
+    /// future that borrows nothing: a caller's future holds a channel, not the call.
+    pub(crate) fn query(&self, encode: impl FnOnce(&mut Vec<u8>)) -> Answer {
         let (reply, answer) = oneshot::channel();
-        self.queue(encode, Pending::One(reply)).await?;
-        answer
-            .await
-            .unwrap_or_else(|_| Err(lost("the connection closed")))
+        self.start(encode, Pending::One(reply), answer, Shape::One)
     }
 
-    /// Sends the `commands` commands that `encode` writes, a `MULTI` … `EXEC` transaction say,
-    /// and returns the last reply; an error reply to any of them is an `Err`.
-    pub(crate) async fn query_last(
-        &self,
-        commands: usize,
-        encode: impl FnOnce(&mut Vec<u8>),
-    ) -> RedisResult<Value> {
-        let values = self
-            .query_many(commands.saturating_sub(1), 1, encode)
-            .await?;
-        Ok(values.into_iter().next().unwrap_or(Value::Nil))
+    /// Sends the `commands` commands that `encode` writes, a `MULTI` … `EXEC` transaction say;
+    /// the answer is the last reply; an error reply to any of them is an `Err`.
+    pub(crate) fn query_last(&self, commands: usize, encode: impl FnOnce(&mut Vec<u8>)) -> Answer {
+        self.query_many(commands.saturating_sub(1), 1, encode, Shape::Last)
     }
 
-    async fn query_many(
+    /// Sends the commands that `encode` writes; the answer drops the first `skip` replies and
+    /// gives the next `keep` as an array (or the last, as `shape` says).
+    fn query_many(
         &self,
         skip: usize,
         keep: usize,
         encode: impl FnOnce(&mut Vec<u8>),
-    ) -> RedisResult<Vec<Value>> {
+        shape: Shape,
+    ) -> Answer {
         if skip + keep == 0 {
-            return Ok(Vec::new());
+            return Answer::ready(Ok(Value::Array(Vec::new())));
         }
         let (reply, answer) = oneshot::channel();
         let pending = Pending::Many {
@@ -220,35 +217,97 @@ impl AutoPipeline {
             error: None,
             reply,
         };
-        self.queue(encode, pending).await?;
-        match answer.await {
-            Ok(Ok(Value::Array(values))) => Ok(values),
-            Ok(Ok(other)) => Ok(vec![other]),
-            Ok(Err(err)) => Err(err),
-            Err(_) => Err(lost("the connection closed")),
-        }
+        self.start(encode, pending, answer, shape)
     }
 
-    /// Queues `pending` with its encoded command (written by `encode`) and wakes the writer.
-    async fn queue(&self, encode: impl FnOnce(&mut Vec<u8>), pending: Pending) -> RedisResult<()> {
-        let link = self.link().await?;
-        {
-            let mut state = lock(&link.state);
-            if let Some(why) = &state.broken {
-                // Broke since `link()`: nothing was sent.
-                return Err(io_error(
-                    io::ErrorKind::NotConnected,
-                    format!("connection to Redis lost ({why}); the command was not sent"),
-                ));
-            }
-            encode(&mut state.out);
-            if state.in_flight.is_empty() {
-                state.last_progress = Some(Instant::now());
-            }
-            state.in_flight.push_back(pending);
+    /// Queues `pending` with its command on the current connection; when there is none
+    /// usable, encodes the command now and queues it once a new connection is open.
+    fn start(
+        &self,
+        encode: impl FnOnce(&mut Vec<u8>),
+        pending: Pending,
+        answer: oneshot::Receiver<RedisResult<Value>>,
+        shape: Shape,
+    ) -> Answer {
+        if let Some(link) = self.shared.usable() {
+            return match link.queue(encode, pending) {
+                Ok(()) => Answer {
+                    state: AnswerState::Waiting(answer),
+                    shape,
+                },
+                Err(err) => Answer::ready(Err(err)),
+            };
         }
-        link.wake_writer.notify_one();
-        Ok(())
+        let mut command = Vec::new();
+        encode(&mut command);
+        let this = self.clone();
+        let connecting = async move {
+            let link = this.reconnect().await?;
+            link.queue(|out| out.extend_from_slice(&command), pending)?;
+            answer
+                .await
+                .unwrap_or_else(|_| Err(lost("the connection closed")))
+        };
+        Answer {
+            state: AnswerState::Connecting(Box::pin(connecting)),
+            shape,
+        }
+    }
+}
+
+/// What an [`Answer`] gives: the reply as it came, or the last element of an array reply.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    One,
+    Last,
+    Array,
+}
+
+/// The reply to a call on an [`AutoPipeline`], once it arrives.
+pub(crate) struct Answer {
+    state: AnswerState,
+    shape: Shape,
+}
+
+enum AnswerState {
+    Ready(Option<RedisResult<Value>>),
+    Waiting(oneshot::Receiver<RedisResult<Value>>),
+    /// Waiting for a new connection first (rare, so boxed).
+    Connecting(Pin<Box<dyn Future<Output = RedisResult<Value>> + Send>>),
+}
+
+impl Answer {
+    fn ready(result: RedisResult<Value>) -> Self {
+        Answer {
+            state: AnswerState::Ready(Some(result)),
+            shape: Shape::One,
+        }
+    }
+}
+
+impl Future for Answer {
+    type Output = RedisResult<Value>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let result = match &mut self.state {
+            AnswerState::Ready(result) => result
+                .take()
+                .unwrap_or_else(|| Err(lost("the answer was already taken"))),
+            AnswerState::Waiting(answer) => match ready!(Pin::new(answer).poll(cx)) {
+                Ok(result) => result,
+                Err(_) => Err(lost("the connection closed")),
+            },
+            AnswerState::Connecting(connecting) => ready!(connecting.as_mut().poll(cx)),
+        };
+        Poll::Ready(match (self.shape, result) {
+            (Shape::Last, Ok(Value::Array(values))) => {
+                Ok(values.into_iter().next_back().unwrap_or(Value::Nil))
+            }
+            (Shape::Array, Ok(value)) if !matches!(value, Value::Array(_)) => {
+                Ok(Value::Array(vec![value]))
+            }
+            (_, result) => result,
+        })
     }
 }
 
@@ -280,6 +339,27 @@ impl Drop for Shared {
 }
 
 impl Link {
+    /// Queues `pending` with its encoded command (written by `encode`) and wakes the writer.
+    fn queue(&self, encode: impl FnOnce(&mut Vec<u8>), pending: Pending) -> RedisResult<()> {
+        {
+            let mut state = lock(&self.state);
+            if let Some(why) = &state.broken {
+                // Broke since it was found usable: nothing was sent.
+                return Err(io_error(
+                    io::ErrorKind::NotConnected,
+                    format!("connection to Redis lost ({why}); the command was not sent"),
+                ));
+            }
+            encode(&mut state.out);
+            if state.in_flight.is_empty() {
+                state.last_progress = Some(Instant::now());
+            }
+            state.in_flight.push_back(pending);
+        }
+        self.wake_writer.notify_one();
+        Ok(())
+    }
+
     /// Marks the connection broken, fails every call in flight and stops the writer.
     fn fail(&self, why: &str) {
         let in_flight = {
@@ -705,9 +785,18 @@ impl ConnectionLike for AutoPipeline {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        Box::pin(self.query_many(offset, count, |out| {
-            out.extend_from_slice(&pipeline.get_packed_pipeline());
-        }))
+        let answer = self.query_many(
+            offset,
+            count,
+            |out| out.extend_from_slice(&pipeline.get_packed_pipeline()),
+            Shape::Array,
+        );
+        Box::pin(async move {
+            match answer.await? {
+                Value::Array(values) => Ok(values),
+                other => Ok(vec![other]),
+            }
+        })
     }
 
     fn get_db(&self) -> i64 {

@@ -17,7 +17,7 @@ use redis::{
 };
 
 use crate::redis::keys::{KeyLayout, Keys};
-use crate::redis::pipeline::{write_command, AutoPipeline};
+use crate::redis::pipeline::{write_command, Answer, AutoPipeline};
 use crate::store::{SaveOp, SaveOutcome, SessionData, StoreError};
 
 /// Default for [`RedisStore::with_timeout`].
@@ -552,22 +552,52 @@ impl<C: DirectConnection> Core<C> {
     }
 
     /// Runs one store call (one or more Redis round trips) under the timeout.
-    async fn call<T>(
-        &self,
+    /// Runs a Redis call under the store's timeout, mapping its failure to a [`StoreError`].
+    fn call<F: Future>(&self, what: &'static str, call: F) -> Timed<F> {
+        Timed {
+            call: tokio::time::timeout(self.timeout, call),
+            what,
+            timeout: self.timeout,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A Redis call under a timeout, its failure mapped to a [`StoreError`] (see
+    /// [`Core::call`]). A future of its own rather than an `async` block, which would hold the
+    /// call twice (as captured and as awaited) and double the size of every boxed save.
+    struct Timed<F> {
+        #[pin]
+        call: tokio::time::Timeout<F>,
         what: &'static str,
-        call: impl Future<Output = RedisResult<T>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, call).await {
+        timeout: Duration,
+    }
+}
+
+impl<F, T> Future for Timed<F>
+where
+    F: Future<Output = RedisResult<T>>,
+{
+    type Output = Result<T, StoreError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.call.poll(cx));
+        let (what, timeout) = (*this.what, *this.timeout);
+        std::task::Poll::Ready(match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => {
                 tracing::debug!(call = what, error = %err, "session store: Redis call failed");
                 Err(unavailable(err))
             }
             Err(_elapsed) => {
-                tracing::debug!(call = what, timeout = ?self.timeout, "session store: Redis timed out");
-                Err(StoreError::Timeout(self.timeout))
+                tracing::debug!(call = what, ?timeout, "session store: Redis timed out");
+                Err(StoreError::Timeout(timeout))
             }
-        }
+        })
     }
 }
 
@@ -663,8 +693,13 @@ impl<C: DirectConnection> Core<C> {
         let key = self.keys.session_key(namespace, id);
         let payload: Option<Vec<u8>> = match self.connection.direct() {
             Some(direct) => {
-                let get = direct.query(|out| write_command(out, &[b"GET", key.as_bytes()]));
-                match self.call("load", get).await? {
+                // Built in a statement of its own: a future moved into `call` in the awaited
+                // expression would keep its own slot in this future's state, doubling it.
+                let get = self.call(
+                    "load",
+                    direct.query(|out| write_command(out, &[b"GET", key.as_bytes()])),
+                );
+                match get.await? {
                     Value::Nil => None,
                     Value::BulkString(payload) => Some(payload),
                     other => return Err(unexpected_reply("GET", &other)),
@@ -673,7 +708,9 @@ impl<C: DirectConnection> Core<C> {
             None => {
                 let mut connection = self.connection.clone();
                 let cmd = redis::cmd("GET").arg(&key).clone();
-                self.call("load", cmd.query_async(&mut connection)).await?
+                // Boxed, as in `save_json`: keeps the common path's future small.
+                self.call("load", Box::pin(cmd.query_async(&mut connection)))
+                    .await?
             }
         };
         let Some(payload) = payload else {
@@ -697,39 +734,37 @@ impl<C: DirectConnection> Core<C> {
 
     pub(crate) async fn save(&self, op: SaveOp<'_>) -> Result<SaveOutcome, StoreError> {
         let json = serde_json::to_string(op.data).map_err(|e| StoreError::Unavailable(e.into()))?;
-        self.call("save", self.save_json(op, &json)).await
+        // See `load`: built first, then awaited.
+        let save = self.call("save", self.save_json(&op, &json));
+        save.await
     }
 
-    async fn save_json(&self, op: SaveOp<'_>, json: &str) -> RedisResult<SaveOutcome> {
+    /// Saves through the common paths (direct RESP: an update in place, or a new session in a
+    /// transaction) inline, and through the rare ones (a user's `ConnectionManager`, the Lua
+    /// script, a cluster's second step) in futures of their own: an `async fn`'s future is as
+    /// large as its largest path, and the rare paths' redis-rs futures made every save's future
+    /// 4 KiB, an allocation large enough to make glibc consolidate its free lists each time.
+    async fn save_json(&self, op: &SaveOp<'_>, json: &str) -> RedisResult<SaveOutcome> {
         let key = self.keys.session_key(op.namespace, op.id);
+        let direct = self.connection.direct();
         if op.existing && op.replaces.is_none() {
             // Update in place: keep the TTL, never recreate a session that is gone.
-            if let Some(direct) = self.connection.direct() {
-                let set = [
-                    &b"SET"[..],
-                    key.as_bytes(),
-                    json.as_bytes(),
-                    b"XX",
-                    b"KEEPTTL",
-                ];
-                let reply = direct.query(|out| write_command(out, &set)).await?;
-                return Ok(if reply == Value::Nil {
-                    SaveOutcome::Gone
-                } else {
-                    SaveOutcome::Saved
-                });
-            }
-            let cmd = redis::cmd("SET")
-                .arg(&key)
-                .arg(json)
-                .arg("XX")
-                .arg("KEEPTTL")
-                .clone();
-            let reply: Option<String> = cmd.query_async(&mut self.connection.clone()).await?;
-            return Ok(if reply.is_some() {
-                SaveOutcome::Saved
-            } else {
+            let Some(direct) = direct else {
+                let update = Box::pin(self.update_via_manager(&key, json));
+                return update.await;
+            };
+            let set = [
+                &b"SET"[..],
+                key.as_bytes(),
+                json.as_bytes(),
+                b"XX",
+                b"KEEPTTL",
+            ];
+            let reply = direct.query(|out| write_command(out, &set)).await?;
+            return Ok(if reply == Value::Nil {
                 SaveOutcome::Gone
+            } else {
+                SaveOutcome::Saved
             });
         }
         // On a cluster, a script touches one hash slot: an old session in another slot (an
@@ -745,12 +780,11 @@ impl<C: DirectConnection> Core<C> {
             }
             replaces => (replaces, None),
         };
-        let direct = self.connection.direct();
         if let Some(direct) =
             direct.filter(|_| !op.existing && self.saves.in_transactions.load(Ordering::Relaxed))
         {
             match self
-                .save_new_in_transaction(direct, &op, json, &key, together)
+                .save_new_in_transaction(direct, op, json, &key, together)
                 .await
             {
                 // This Redis cannot run the transaction (an older Redis after a failover,
@@ -765,13 +799,46 @@ impl<C: DirectConnection> Core<C> {
                 }
                 Err(err) => return Err(err),
                 Ok(()) => {
-                    self.remove_apart(&op, apart).await?;
+                    if apart.is_some() {
+                        let remove = Box::pin(self.remove_apart(op, apart));
+                        remove.await?;
+                    }
                     return Ok(SaveOutcome::Saved);
                 }
             }
         }
+        let script = Box::pin(self.save_with_script(op, json, &key, together, apart));
+        script.await
+    }
+
+    /// An update in place through a user's `ConnectionManager`.
+    async fn update_via_manager(&self, key: &str, json: &str) -> RedisResult<SaveOutcome> {
+        let cmd = redis::cmd("SET")
+            .arg(key)
+            .arg(json)
+            .arg("XX")
+            .arg("KEEPTTL")
+            .clone();
+        let reply: Option<String> = cmd.query_async(&mut self.connection.clone()).await?;
+        Ok(if reply.is_some() {
+            SaveOutcome::Saved
+        } else {
+            SaveOutcome::Gone
+        })
+    }
+
+    /// A save through [`SAVE_LUA`]: any save on a Redis without transactions of this kind,
+    /// through a user's `ConnectionManager`, or on a cluster.
+    async fn save_with_script(
+        &self,
+        op: &SaveOp<'_>,
+        json: &str,
+        key: &str,
+        together: Option<(&str, &str)>,
+        apart: Option<(&str, &str)>,
+    ) -> RedisResult<SaveOutcome> {
         let indexed = !op.existing && !op.namespace.is_empty();
-        let mut invocation = SAVE.key(&key);
+        let mut invocation = SAVE.key(key);
         if indexed {
             invocation.key(self.keys.index_key(op.namespace));
         }
@@ -800,7 +867,7 @@ impl<C: DirectConnection> Core<C> {
         if written != 1 {
             return Ok(SaveOutcome::Gone);
         }
-        self.remove_apart(&op, apart).await?;
+        self.remove_apart(op, apart).await?;
         Ok(SaveOutcome::Saved)
     }
 
@@ -827,6 +894,43 @@ impl<C: DirectConnection> Core<C> {
         key: &str,
         replaces: Option<(&str, &str)>,
     ) -> RedisResult<()> {
+        // Queued before the first await, so that nothing it encodes from is kept across it.
+        let (answer, read_clock) = self.queue_new_save(direct, op, json, key, replaces);
+        let replies = match answer.await? {
+            Value::Array(replies) => replies,
+            other => return Err(unexpected_redis_reply("EXEC", &other)),
+        };
+        if read_clock {
+            if let Some(time) = replies.last() {
+                self.saves.observe_time(time);
+            }
+        }
+        if let (false, Some(Value::Int(-2))) = (op.namespace.is_empty(), replies.get(1)) {
+            let index = self.keys.index_key(op.namespace);
+            let mut digits = itoa::Buffer::new();
+            let ttl = digits.format(max_age_millis(op.max_age)).as_bytes();
+            let expire = [&b"PEXPIRE"[..], index.as_bytes(), ttl];
+            let follow_up = direct.query(|out| write_command(out, &expire));
+            if let Err(err) = follow_up.await {
+                tracing::warn!(
+                    error = %err,
+                    "session store: a new namespace index got no TTL; it stays until removed"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues the transaction of [`save_new_in_transaction`](Self::save_new_in_transaction);
+    /// returns its answer and whether it ends with `TIME`.
+    fn queue_new_save(
+        &self,
+        direct: &AutoPipeline,
+        op: &SaveOp<'_>,
+        json: &str,
+        key: &str,
+        replaces: Option<(&str, &str)>,
+    ) -> (Answer, bool) {
         let mut digits = itoa::Buffer::new();
         let ttl_millis = max_age_millis(op.max_age);
         let ttl = digits.format(ttl_millis).as_bytes();
@@ -890,25 +994,7 @@ impl<C: DirectConnection> Core<C> {
             }
             write_command(out, &[b"EXEC"]);
         };
-        let replies = match direct.query_last(commands, encode).await? {
-            Value::Array(replies) => replies,
-            other => return Err(unexpected_redis_reply("EXEC", &other)),
-        };
-        if read_clock {
-            if let Some(time) = replies.last() {
-                self.saves.observe_time(time);
-            }
-        }
-        if let (Some(index), Some(Value::Int(-2))) = (&index, replies.get(1)) {
-            let expire = [&b"PEXPIRE"[..], index.as_bytes(), ttl];
-            if let Err(err) = direct.query(|out| write_command(out, &expire)).await {
-                tracing::warn!(
-                    error = %err,
-                    "session store: a new namespace index got no TTL; it stays until removed"
-                );
-            }
-        }
-        Ok(())
+        (direct.query_last(commands, encode), read_clock)
     }
 
     /// Deletes a session and its index entry in one script (one slot); returns whether the
