@@ -315,47 +315,75 @@ fn cannot_save_two_bytes(data: &[u8]) -> bool {
     }
     // A byte can be part of a match only if a 3-byte sequence starting at it or at one
     // of the two bytes before it occurred earlier (a match's source is earlier and every
-    // match is at least 3 bytes). The other bytes are certainly literals.
-    let mut trigrams = [0u64; MAX_LEN];
-    let trigrams = &mut trigrams[..n.saturating_sub(2)];
-    for (start, (trigram, window)) in trigrams.iter_mut().zip(data.windows(3)).enumerate() {
-        // The sequence, then where it starts: sorting groups equal sequences, earliest first.
-        *trigram = u64::from(u32::from_be_bytes([0, window[0], window[1], window[2]])) << 32
-            | start as u64;
-    }
-    trigrams.sort_unstable();
+    // match is at least 3 bytes). The other bytes are certainly literals. The sequences
+    // seen so far are kept in a small open-addressing set (at most half full).
+    let mut seen = [0u32; 2 * MAX_LEN];
     let mut maybe_matched = [false; MAX_LEN];
-    for pair in trigrams.windows(2) {
-        if pair[0] >> 32 == pair[1] >> 32 {
-            let start = (pair[1] & 0xFFFF_FFFF) as usize;
-            maybe_matched[start..start + 3].fill(true);
+    for (start, window) in data.windows(3).enumerate() {
+        // Never 0, which marks an empty slot.
+        let trigram = u32::from_be_bytes([1, window[0], window[1], window[2]]);
+        let mut slot = (trigram.wrapping_mul(0x9E37_79B1) >> 23) as usize;
+        loop {
+            match seen[slot] {
+                0 => {
+                    seen[slot] = trigram;
+                    break;
+                }
+                earlier if earlier == trigram => {
+                    maybe_matched[start..start + 3].fill(true);
+                    break;
+                }
+                _ => slot = (slot + 1) % seen.len(),
+            }
         }
     }
-    let mut counts = [0u32; 256];
+    let mut counts = [0u16; 256];
+    // The distinct literal bytes, so that the sum below runs over those only.
+    let mut distinct = [0u8; 256];
+    let mut distinct_len = 0;
     let mut literals = 0usize;
     for (&byte, _) in data.iter().zip(maybe_matched).filter(|(_, m)| !m) {
-        counts[usize::from(byte)] += 1;
+        let count = &mut counts[usize::from(byte)];
+        if *count == 0 {
+            distinct[distinct_len] = byte;
+            distinct_len += 1;
+        }
+        *count += 1;
         literals += 1;
     }
     if literals + 7 < n {
         return false;
     }
     // Whatever code the block uses, these certain literals and the end-of-block symbol
-    // cost at least their entropy (matches cost more than zero bits: not counted).
-    let total = (literals + 1) as f64;
-    let entropy_bits: f64 = counts
-        .iter()
-        .chain(std::iter::once(&1))
-        .filter(|&&count| count > 0)
-        .map(|&count| {
-            let count = f64::from(count);
-            count * (total / count).log2()
-        })
-        .sum();
-    // Rounded down with a margin, so that floating-point error cannot overstate it.
-    let block_bits = 29 + (entropy_bits * (1.0 - 1e-9)).floor() as usize;
+    // cost at least their entropy (matches cost more than zero bits: not counted):
+    // `total·log2(total) − Σ count·log2(count)`, from a table of `x·log2(x)`.
+    let table = x_log2_x();
+    let total = literals + 1;
+    let entropy_bits = table[total]
+        - table[1]
+        - distinct[..distinct_len]
+            .iter()
+            .map(|&byte| table[usize::from(counts[usize::from(byte)])])
+            .sum::<f64>();
+    // Rounded down with a margin (relative and absolute), so that floating-point error
+    // cannot overstate it.
+    let block_bits = 29 + (entropy_bits * (1.0 - 1e-9) - 1e-6).floor().max(0.0) as usize;
     let smallest_stream = 2 + block_bits.div_ceil(8) + 4;
     smallest_stream + 1 >= n
+}
+
+/// `x·log2(x)` for `x` in `0..=257` (0 for 0): the terms of [`cannot_save_two_bytes`]'s
+/// entropy, computed once.
+fn x_log2_x() -> &'static [f64; 258] {
+    static TABLE: std::sync::OnceLock<[f64; 258]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = [0.0; 258];
+        for (x, entry) in table.iter_mut().enumerate().skip(1) {
+            let x = x as f64;
+            *entry = x * x.log2();
+        }
+        table
+    })
 }
 
 thread_local! {
