@@ -234,7 +234,7 @@ impl ResponseCookies {
             let formatted = queued
                 .formatted
                 .take()
-                .unwrap_or_else(|| queued.cookie.to_string());
+                .unwrap_or_else(|| format_set_cookie(&queued.cookie));
             match HeaderValue::try_from(formatted) {
                 Ok(value) => {
                     headers.append(header::SET_COOKIE, value);
@@ -246,6 +246,16 @@ impl ResponseCookies {
             }
         }
     }
+}
+
+/// A cookie as its `Set-Cookie` value (`Cookie`'s `Display`), written into one allocation
+/// sized for it up front rather than grown by doubling as `to_string` does.
+pub(crate) fn format_set_cookie(cookie: &Cookie<'_>) -> String {
+    use std::fmt::Write;
+    // name=value, and room for Path, Domain, Max-Age, Expires and the flags.
+    let mut formatted = String::with_capacity(cookie.name().len() + cookie.value().len() + 160);
+    let _ = write!(formatted, "{cookie}");
+    formatted
 }
 
 /// Looks `name` up in a raw query string without decoding or copying anything, as long as

@@ -91,24 +91,20 @@ struct LinkState {
     last_progress: Option<Instant>,
 }
 
-impl LinkState {
-    fn stalled(&self) -> bool {
-        !self.in_flight.is_empty()
-            && self
-                .last_progress
-                .is_some_and(|last| last.elapsed() > STALL_LIMIT)
-    }
-}
+/// How often [`watch_loop`] looks at a connection with nothing in flight.
+const IDLE_WATCH: Duration = Duration::from_secs(1);
 
 /// A call waiting for its reply.
 enum Pending {
     /// One command.
     One(Reply),
     /// A pipeline (a `MULTI` … `EXEC` transaction, say): `skip` replies are dropped, then
-    /// `keep` are answered as an array; any error reply among them fails the call.
+    /// `keep` are answered as an array (or, with `last`, the one reply after the `skip` is
+    /// answered as it is); any error reply among them fails the call.
     Many {
         skip: usize,
         keep: usize,
+        last: bool,
         values: Vec<Value>,
         error: Option<RedisError>,
         reply: Reply,
@@ -194,7 +190,16 @@ impl AutoPipeline {
     /// Sends the `commands` commands that `encode` writes, a `MULTI` … `EXEC` transaction say;
     /// the answer is the last reply; an error reply to any of them is an `Err`.
     pub(crate) fn query_last(&self, commands: usize, encode: impl FnOnce(&mut Vec<u8>)) -> Answer {
-        self.query_many(commands.saturating_sub(1), 1, encode, Shape::Last)
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending::Many {
+            skip: commands.saturating_sub(1),
+            keep: 1,
+            last: true,
+            values: Vec::new(),
+            error: None,
+            reply,
+        };
+        self.start(encode, pending, answer, Shape::One)
     }
 
     /// Sends the commands that `encode` writes; the answer drops the first `skip` replies and
@@ -213,6 +218,7 @@ impl AutoPipeline {
         let pending = Pending::Many {
             skip,
             keep,
+            last: false,
             values: Vec::with_capacity(keep),
             error: None,
             reply,
@@ -255,11 +261,10 @@ impl AutoPipeline {
     }
 }
 
-/// What an [`Answer`] gives: the reply as it came, or the last element of an array reply.
+/// What an [`Answer`] gives: the reply as it came, or always an array.
 #[derive(Debug, Clone, Copy)]
 enum Shape {
     One,
-    Last,
     Array,
 }
 
@@ -300,9 +305,6 @@ impl Future for Answer {
             AnswerState::Connecting(connecting) => ready!(connecting.as_mut().poll(cx)),
         };
         Poll::Ready(match (self.shape, result) {
-            (Shape::Last, Ok(Value::Array(values))) => {
-                Ok(values.into_iter().next_back().unwrap_or(Value::Nil))
-            }
             (Shape::Array, Ok(value)) if !matches!(value, Value::Array(_)) => {
                 Ok(Value::Array(vec![value]))
             }
@@ -312,19 +314,10 @@ impl Future for Answer {
 }
 
 impl Shared {
+    /// The current connection, unless it broke (a stalled one is failed by [`watch_loop`]).
     fn usable(&self) -> Option<Arc<Link>> {
         let link = lock(&self.state).link.clone()?;
-        let (broken, stalled) = {
-            let state = lock(&link.state);
-            (state.broken.is_some(), state.stalled())
-        };
-        if stalled {
-            tracing::warn!(
-                "session store: Redis has not answered for {STALL_LIMIT:?}; reconnecting"
-            );
-            link.fail(&format!("no reply for {STALL_LIMIT:?}"));
-            return None;
-        }
+        let broken = lock(&link.state).broken.is_some();
         (!broken).then_some(link)
     }
 }
@@ -395,6 +388,7 @@ impl Link {
                 Some(Pending::Many {
                     skip,
                     keep,
+                    last,
                     values,
                     error,
                     ..
@@ -405,10 +399,21 @@ impl Link {
                     });
                     if *skip > 0 {
                         *skip -= 1;
-                    } else {
-                        values.push(value);
+                        continue;
                     }
-                    if *skip == 0 && values.len() == *keep {
+                    if *last {
+                        if let Some(Pending::Many { error, reply, .. }) =
+                            state.in_flight.pop_front()
+                        {
+                            let _ = reply.send(match error {
+                                Some(err) => Err(err),
+                                None => Ok(value),
+                            });
+                        }
+                        continue;
+                    }
+                    values.push(value);
+                    if values.len() == *keep {
                         if let Some(Pending::Many {
                             values,
                             error,
@@ -531,7 +536,38 @@ where
     });
     tokio::spawn(write_loop(Arc::clone(&link), writer));
     tokio::spawn(read_loop(Arc::clone(&link), reader));
+    tokio::spawn(watch_loop(Arc::clone(&link)));
     link
+}
+
+/// Fails the connection once calls have waited [`STALL_LIMIT`] with no reply: a peer gone
+/// without a reset (a partition, a frozen host) keeps TCP up, and no error would ever come.
+/// One task per connection, asleep until the oldest call could have stalled (or for
+/// [`IDLE_WATCH`] when nothing is in flight), so that calls never read the clock for this.
+async fn watch_loop(link: Arc<Link>) {
+    loop {
+        let wake_at = {
+            let state = lock(&link.state);
+            if state.broken.is_some() {
+                return;
+            }
+            match state.last_progress.filter(|_| !state.in_flight.is_empty()) {
+                Some(last) if last.elapsed() > STALL_LIMIT => None,
+                Some(last) => Some(last + STALL_LIMIT + Duration::from_millis(1)),
+                None => Some(Instant::now() + IDLE_WATCH),
+            }
+        };
+        match wake_at {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => {
+                tracing::warn!(
+                    "session store: Redis has not answered for {STALL_LIMIT:?}; reconnecting"
+                );
+                link.fail(&format!("no reply for {STALL_LIMIT:?}"));
+                return;
+            }
+        }
+    }
 }
 
 async fn write_loop(link: Arc<Link>, mut writer: impl AsyncWrite + Unpin) {

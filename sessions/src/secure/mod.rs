@@ -344,7 +344,7 @@ impl Session {
         let json = serde_json::to_vec(&self.data)?;
         let token = self.config.signer.sign(&json, now());
         let cookie = self.config.settings.cookie(&self.config.cookie_name, token);
-        let formatted = cookie.to_string();
+        let formatted = crate::request::format_set_cookie(&cookie);
         let size = formatted.len();
         if size > MAX_COOKIE_SIZE {
             return Err(Error::CookieTooLarge {
