@@ -308,7 +308,8 @@ struct Entry {
 /// Sessions are spread over this many hash tables by the hash of their key, so that a table
 /// that grows rehashes a 256th of the sessions at a time: a single table of a million
 /// sessions would rehash them all at once, stalling every request behind the lock for tens of
-/// milliseconds.
+/// milliseconds. Each table grows at a load of its own (see [`Inner::save`]), so that their
+/// rehashes do not come all together either.
 const SHARDS: usize = 256;
 
 /// The state behind the lock. Methods take `now` so that tests can drive the clock.
@@ -458,8 +459,19 @@ impl Inner {
                 };
                 let (hash, shard) = self.locate(op.namespace, &id);
                 let hasher = &self.hasher;
-                self.shards[shard]
-                    .insert_unique(hash, entry, |e| hasher.hash_one((&*e.namespace, &e.id)));
+                let table = &mut self.shards[shard];
+                let rehash = |e: &Entry| hasher.hash_one((&*e.namespace, &e.id));
+                // Tables fill evenly (the hash spreads sessions), so left alone they would all
+                // reach their limit within a few thousand logins of each other and rehash in
+                // one burst. Each table grows early instead, at its own load between 1/2 and
+                // 7/8 of its capacity, spreading the rehashes over the whole fill.
+                let grow_at = 128 + shard * 96 / SHARDS;
+                if (table.len() + 1) * 256 > table.capacity() * grow_at {
+                    // Room for twice the capacity: the next power of two of buckets.
+                    let additional = (2 * table.capacity()).saturating_sub(table.len()).max(1);
+                    table.reserve(additional, rehash);
+                }
+                table.insert_unique(hash, entry, rehash);
                 namespace
             };
             self.expiries.insert((expires_at, seq), (namespace, id));
@@ -732,6 +744,37 @@ mod tests {
         assert_eq!(inner.remove_namespace("alice"), 1);
         check(&inner);
         assert!(inner.expiries.is_empty());
+    }
+
+    /// Tables grow at loads of their own, so that they do not all rehash at once: no table
+    /// is ever fuller than its own growth load, and once the store holds tens of thousands of
+    /// sessions the tables stand at different capacities (grown in a burst they would all
+    /// stand at the same one).
+    #[test]
+    fn tables_grow_at_staggered_loads() {
+        let t0 = Instant::now();
+        let mut inner = Inner::default();
+        let d = data("x");
+        for i in 0..60_000_u64 {
+            let id = format!(
+                "{:064x}",
+                u128::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C)
+            );
+            inner.save(&op("alice", &id, &d, false), t0);
+        }
+        for (shard, table) in inner.shards.iter().enumerate() {
+            let grow_at = 128 + shard * 96 / SHARDS;
+            assert!(
+                table.len() * 256 <= table.capacity() * grow_at,
+                "table {shard}: {} sessions, capacity {}",
+                table.len(),
+                table.capacity()
+            );
+        }
+        let capacities: std::collections::BTreeSet<usize> =
+            inner.shards.iter().map(HashTable::capacity).collect();
+        assert!(capacities.len() > 1, "{capacities:?}");
+        check(&inner);
     }
 
     #[test]
