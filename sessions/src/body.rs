@@ -1,6 +1,7 @@
 //! The response body type.
 
 use std::{
+    any::Any,
     fmt,
     pin::Pin,
     task::{Context, Poll},
@@ -32,6 +33,9 @@ pub struct Body(Kind);
 
 enum Kind {
     Full(Option<Bytes>),
+    /// A request body straight from hyper, kept as it is: boxing it cost an allocation per
+    /// request, body or not.
+    Incoming(hyper::body::Incoming),
     Boxed(UnsyncBoxBody<Bytes, BoxError>),
 }
 
@@ -47,7 +51,22 @@ impl Body {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        Body(Kind::Boxed(body.map_err(Into::into).boxed_unsync()))
+        // hyper's own request body and a `Body` are kept as they are, without boxing.
+        let mut body = Some(body);
+        let any: &mut dyn Any = &mut body;
+        if let Some(incoming) = any
+            .downcast_mut::<Option<hyper::body::Incoming>>()
+            .and_then(Option::take)
+        {
+            return Body(Kind::Incoming(incoming));
+        }
+        if let Some(same) = any.downcast_mut::<Option<Body>>().and_then(Option::take) {
+            return same;
+        }
+        match body {
+            Some(body) => Body(Kind::Boxed(body.map_err(Into::into).boxed_unsync())),
+            None => Body::empty(),
+        }
     }
 
     /// Collects the whole body into bytes.
@@ -58,6 +77,7 @@ impl Body {
     pub async fn collect(self) -> Result<Bytes, BoxError> {
         match self.0 {
             Kind::Full(bytes) => Ok(bytes.unwrap_or_default()),
+            Kind::Incoming(body) => Ok(body.collect().await?.to_bytes()),
             Kind::Boxed(body) => Ok(body.collect().await?.to_bytes()),
         }
     }
@@ -76,7 +96,7 @@ impl fmt::Debug for Body {
                 .debug_tuple("Body")
                 .field(&bytes.as_ref().map_or(0, Bytes::len))
                 .finish(),
-            Kind::Boxed(_) => f.write_str("Body(<stream>)"),
+            Kind::Incoming(_) | Kind::Boxed(_) => f.write_str("Body(<stream>)"),
         }
     }
 }
@@ -121,6 +141,7 @@ impl http_body::Body for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.get_mut().0 {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Incoming(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
             Kind::Boxed(body) => Pin::new(body).poll_frame(cx),
         }
     }
@@ -128,6 +149,7 @@ impl http_body::Body for Body {
     fn is_end_stream(&self) -> bool {
         match &self.0 {
             Kind::Full(bytes) => bytes.is_none(),
+            Kind::Incoming(body) => body.is_end_stream(),
             Kind::Boxed(body) => body.is_end_stream(),
         }
     }
@@ -135,6 +157,7 @@ impl http_body::Body for Body {
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
             Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Incoming(body) => body.size_hint(),
             Kind::Boxed(body) => body.size_hint(),
         }
     }
