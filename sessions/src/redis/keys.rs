@@ -302,7 +302,8 @@ impl Keys {
             key.push('}');
             return key;
         }
-        let mut key = self.session_key_prefix(namespace);
+        let mut key = self.index_key_with_room(namespace, 1 + id.len());
+        key.push(':');
         key.push_str(id);
         key
     }
@@ -311,7 +312,7 @@ impl Keys {
     /// `{prefix}{ns}:s:` (uapi) or `{prefix}{{ns}}:s:` (cluster). Used by the
     /// `remove_namespace` scripts to build keys from the index's members.
     pub(crate) fn session_key_prefix(&self, namespace: &str) -> String {
-        let mut key = self.index_key(namespace);
+        let mut key = self.index_key_with_room(namespace, 1);
         key.push(':');
         key
     }
@@ -319,8 +320,14 @@ impl Keys {
     /// The key of a namespace's index (a sorted set of ids scored by expiry): `{prefix}{ns}:s`
     /// (uapi) or `{prefix}{{ns}}:s` (cluster).
     pub(crate) fn index_key(&self, namespace: &str) -> String {
+        self.index_key_with_room(namespace, 0)
+    }
+
+    /// [`index_key`](Self::index_key) in a string with room for `extra` more bytes.
+    fn index_key_with_room(&self, namespace: &str, extra: usize) -> String {
         let namespace = encode_namespace(namespace);
-        let mut key = String::with_capacity(self.written_prefix.len() + namespace.len() + 4);
+        let mut key =
+            String::with_capacity(self.written_prefix.len() + namespace.len() + 4 + extra);
         key.push_str(&self.written_prefix);
         match self.layout {
             KeyLayout::Uapi => key.push_str(&namespace),
