@@ -249,12 +249,15 @@ impl ResponseCookies {
 }
 
 /// A cookie as its `Set-Cookie` value (`Cookie`'s `Display`), written into one allocation
-/// sized for it up front rather than grown by doubling as `to_string` does.
+/// sized for it up front rather than grown by doubling as `to_string` does, then trimmed.
 pub(crate) fn format_set_cookie(cookie: &Cookie<'_>) -> String {
     use std::fmt::Write;
     // name=value, and room for Path, Domain, Max-Age, Expires and the flags.
     let mut formatted = String::with_capacity(cookie.name().len() + cookie.value().len() + 160);
     let _ = write!(formatted, "{cookie}");
+    // Exactly as long as its capacity: a header value then takes the buffer over as it is,
+    // where a longer one would cost `Bytes` another allocation to track the spare room.
+    formatted.shrink_to_fit();
     formatted
 }
 
