@@ -249,9 +249,11 @@ async fn a_silent_connection_is_replaced() {
         .await
         .expect_err("a frozen Redis answers nothing");
     assert!(matches!(err, StoreError::Timeout(_)), "{err:?}");
-    tokio::time::sleep(Duration::from_millis(5_200)).await;
-    // This call finds the connection silent for over 5 s and replaces it; the new one is
-    // accepted by the kernel but Redis, still frozen, answers nothing either.
+    // The connection's watchdog fails it once a call has waited 5 s with no reply; a second
+    // more leaves room for a busy machine to run the watchdog late.
+    tokio::time::sleep(Duration::from_millis(6_000)).await;
+    // So this call opens a new connection, which the kernel accepts but Redis, still frozen,
+    // does not answer either.
     assert!(store.load("erin", ID).await.is_err());
     server.thaw();
 
