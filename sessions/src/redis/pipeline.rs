@@ -203,14 +203,8 @@ impl AutoPipeline {
     }
 
     /// Sends the commands that `encode` writes; the answer drops the first `skip` replies and
-    /// gives the next `keep` as an array (or the last, as `shape` says).
-    fn query_many(
-        &self,
-        skip: usize,
-        keep: usize,
-        encode: impl FnOnce(&mut Vec<u8>),
-        shape: Shape,
-    ) -> Answer {
+    /// gives the next `keep` as an array.
+    fn query_many(&self, skip: usize, keep: usize, encode: impl FnOnce(&mut Vec<u8>)) -> Answer {
         if skip + keep == 0 {
             return Answer::ready(Ok(Value::Array(Vec::new())));
         }
@@ -223,7 +217,7 @@ impl AutoPipeline {
             error: None,
             reply,
         };
-        self.start(encode, pending, answer, shape)
+        self.start(encode, pending, answer, Shape::Array)
     }
 
     /// Queues `pending` with its command on the current connection; when there is none
@@ -827,12 +821,9 @@ impl ConnectionLike for AutoPipeline {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        let answer = self.query_many(
-            offset,
-            count,
-            |out| out.extend_from_slice(&pipeline.get_packed_pipeline()),
-            Shape::Array,
-        );
+        let answer = self.query_many(offset, count, |out| {
+            out.extend_from_slice(&pipeline.get_packed_pipeline());
+        });
         Box::pin(async move {
             match answer.await? {
                 Value::Array(values) => Ok(values),
