@@ -184,7 +184,7 @@ impl AutoPipeline {
     /// future that borrows nothing: a caller's future holds a channel, not the call.
     pub(crate) fn query(&self, encode: impl FnOnce(&mut Vec<u8>)) -> Answer {
         let (reply, answer) = oneshot::channel();
-        self.start(encode, Pending::One(reply), answer, Shape::One)
+        self.start(encode, Pending::One(reply), answer)
     }
 
     /// Sends the `commands` commands that `encode` writes, a `MULTI` … `EXEC` transaction say;
@@ -199,7 +199,7 @@ impl AutoPipeline {
             error: None,
             reply,
         };
-        self.start(encode, pending, answer, Shape::One)
+        self.start(encode, pending, answer)
     }
 
     /// Sends the commands that `encode` writes; the answer drops the first `skip` replies and
@@ -217,7 +217,7 @@ impl AutoPipeline {
             error: None,
             reply,
         };
-        self.start(encode, pending, answer, Shape::Array)
+        self.start(encode, pending, answer)
     }
 
     /// Queues `pending` with its command on the current connection; when there is none
@@ -227,14 +227,10 @@ impl AutoPipeline {
         encode: impl FnOnce(&mut Vec<u8>),
         pending: Pending,
         answer: oneshot::Receiver<RedisResult<Value>>,
-        shape: Shape,
     ) -> Answer {
         if let Some(link) = self.shared.usable() {
             return match link.queue(encode, pending) {
-                Ok(()) => Answer {
-                    state: AnswerState::Waiting(answer),
-                    shape,
-                },
+                Ok(()) => Answer(AnswerState::Waiting(answer)),
                 Err(err) => Answer::ready(Err(err)),
             };
         }
@@ -248,25 +244,12 @@ impl AutoPipeline {
                 .await
                 .unwrap_or_else(|_| Err(lost("the connection closed")))
         };
-        Answer {
-            state: AnswerState::Connecting(Box::pin(connecting)),
-            shape,
-        }
+        Answer(AnswerState::Connecting(Box::pin(connecting)))
     }
 }
 
-/// What an [`Answer`] gives: the reply as it came, or always an array.
-#[derive(Debug, Clone, Copy)]
-enum Shape {
-    One,
-    Array,
-}
-
 /// The reply to a call on an [`AutoPipeline`], once it arrives.
-pub(crate) struct Answer {
-    state: AnswerState,
-    shape: Shape,
-}
+pub(crate) struct Answer(AnswerState);
 
 enum AnswerState {
     Ready(Option<RedisResult<Value>>),
@@ -277,10 +260,7 @@ enum AnswerState {
 
 impl Answer {
     fn ready(result: RedisResult<Value>) -> Self {
-        Answer {
-            state: AnswerState::Ready(Some(result)),
-            shape: Shape::One,
-        }
+        Answer(AnswerState::Ready(Some(result)))
     }
 }
 
@@ -288,7 +268,7 @@ impl Future for Answer {
     type Output = RedisResult<Value>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let result = match &mut self.state {
+        Poll::Ready(match &mut self.0 {
             AnswerState::Ready(result) => result
                 .take()
                 .unwrap_or_else(|| Err(lost("the answer was already taken"))),
@@ -297,12 +277,6 @@ impl Future for Answer {
                 Err(_) => Err(lost("the connection closed")),
             },
             AnswerState::Connecting(connecting) => ready!(connecting.as_mut().poll(cx)),
-        };
-        Poll::Ready(match (self.shape, result) {
-            (Shape::Array, Ok(value)) if !matches!(value, Value::Array(_)) => {
-                Ok(Value::Array(vec![value]))
-            }
-            (_, result) => result,
         })
     }
 }

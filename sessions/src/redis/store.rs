@@ -205,8 +205,9 @@ impl RedisStore {
     /// and Redis then spends more than twice the CPU per command.
     ///
     /// Each connection attempt times out after 500 ms. When the connection breaks (Redis
-    /// restarted, a network error), the calls in flight fail, since their command may or may
-    /// not have run, and the next call connects again; while Redis is unreachable, calls fail
+    /// restarted, a network error, or no reply for 5 s while calls wait: a peer gone without a
+    /// reset), the calls in flight fail, since their command may or may not have run, and the
+    /// next call connects again; while Redis is unreachable, calls fail
     /// at once for 50 ms after each failed attempt rather than each trying again. Responses
     /// have no timeout of their own: the store's [`with_timeout`](Self::with_timeout) bounds
     /// every call, including one waiting for a connection. Connecting here makes 5 attempts,
@@ -551,8 +552,8 @@ impl<C: DirectConnection> Core<C> {
             .field("timeout", &self.timeout);
     }
 
-    /// Runs one store call (one or more Redis round trips) under the timeout.
-    /// Runs a Redis call under the store's timeout, mapping its failure to a [`StoreError`].
+    /// Runs one store call (one or more Redis round trips) under the store's timeout, mapping
+    /// its failure to a [`StoreError`].
     fn call<F: Future>(&self, what: &'static str, call: F) -> Timed<F> {
         Timed {
             call: tokio::time::timeout(self.timeout, call),
@@ -693,13 +694,8 @@ impl<C: DirectConnection> Core<C> {
         let key = self.keys.session_key(namespace, id);
         let payload: Option<Vec<u8>> = match self.connection.direct() {
             Some(direct) => {
-                // Built in a statement of its own: a future moved into `call` in the awaited
-                // expression would keep its own slot in this future's state, doubling it.
-                let get = self.call(
-                    "load",
-                    direct.query(|out| write_command(out, &[b"GET", key.as_bytes()])),
-                );
-                match get.await? {
+                let get = direct.query(|out| write_command(out, &[b"GET", key.as_bytes()]));
+                match self.call("load", get).await? {
                     Value::Nil => None,
                     Value::BulkString(payload) => Some(payload),
                     other => return Err(unexpected_reply("GET", &other)),
@@ -708,7 +704,8 @@ impl<C: DirectConnection> Core<C> {
             None => {
                 let mut connection = self.connection.clone();
                 let cmd = redis::cmd("GET").arg(&key).clone();
-                // Boxed, as in `save_json`: keeps the common path's future small.
+                // Boxed, as the rare paths of `save_json` are: keeps the common path's future
+                // small.
                 self.call("load", Box::pin(cmd.query_async(&mut connection)))
                     .await?
             }
@@ -734,9 +731,7 @@ impl<C: DirectConnection> Core<C> {
 
     pub(crate) async fn save(&self, op: SaveOp<'_>) -> Result<SaveOutcome, StoreError> {
         let json = serde_json::to_string(op.data).map_err(|e| StoreError::Unavailable(e.into()))?;
-        // See `load`: built first, then awaited.
-        let save = self.call("save", self.save_json(&op, &json));
-        save.await
+        self.call("save", self.save_json(&op, &json)).await
     }
 
     /// Saves through the common paths (direct RESP: an update in place, or a new session in a
@@ -750,8 +745,7 @@ impl<C: DirectConnection> Core<C> {
         if op.existing && op.replaces.is_none() {
             // Update in place: keep the TTL, never recreate a session that is gone.
             let Some(direct) = direct else {
-                let update = Box::pin(self.update_via_manager(&key, json));
-                return update.await;
+                return Box::pin(self.update_via_manager(&key, json)).await;
             };
             let set = [
                 &b"SET"[..],
@@ -800,15 +794,13 @@ impl<C: DirectConnection> Core<C> {
                 Err(err) => return Err(err),
                 Ok(()) => {
                     if apart.is_some() {
-                        let remove = Box::pin(self.remove_apart(op, apart));
-                        remove.await?;
+                        Box::pin(self.remove_apart(op, apart)).await?;
                     }
                     return Ok(SaveOutcome::Saved);
                 }
             }
         }
-        let script = Box::pin(self.save_with_script(op, json, &key, together, apart));
-        script.await
+        Box::pin(self.save_with_script(op, json, &key, together, apart)).await
     }
 
     /// An update in place through a user's `ConnectionManager`.
