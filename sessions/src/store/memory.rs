@@ -305,6 +305,13 @@ struct Entry {
     slot: usize,
 }
 
+impl Entry {
+    /// Whether this is the session `id` of `namespace`.
+    fn is(&self, namespace: &str, id: &IdKey) -> bool {
+        self.id == *id && *self.namespace == *namespace
+    }
+}
+
 /// Sessions are spread over this many hash tables by the hash of their key, so that a table
 /// that grows rehashes a 256th of the sessions at a time: a single table of a million
 /// sessions would rehash them all at once, stalling every request behind the lock for tens of
@@ -365,12 +372,12 @@ impl Inner {
 
     fn find(&self, namespace: &str, id: &IdKey) -> Option<&Entry> {
         let (hash, shard) = self.locate(namespace, id);
-        self.shards[shard].find(hash, |e| e.id == *id && *e.namespace == *namespace)
+        self.shards[shard].find(hash, |e| e.is(namespace, id))
     }
 
     fn find_mut(&mut self, namespace: &str, id: &IdKey) -> Option<&mut Entry> {
         let (hash, shard) = self.locate(namespace, id);
-        self.shards[shard].find_mut(hash, |e| e.id == *id && *e.namespace == *namespace)
+        self.shards[shard].find_mut(hash, |e| e.is(namespace, id))
     }
 
     fn get(&self, namespace: &str, id: &str) -> Option<&Entry> {
@@ -381,8 +388,7 @@ impl Inner {
     /// not from `expiries`.
     fn take(&mut self, namespace: &str, id: &IdKey) -> Option<Entry> {
         let (hash, shard) = self.locate(namespace, id);
-        let found =
-            self.shards[shard].find_entry(hash, |e| e.id == *id && *e.namespace == *namespace);
+        let found = self.shards[shard].find_entry(hash, |e| e.is(namespace, id));
         let entry = found.ok()?.remove().0;
         if !namespace.is_empty() {
             self.unlist(namespace, entry.slot);
@@ -438,7 +444,9 @@ impl Inner {
             let seq = self.next_seq;
             self.next_seq += 1;
             let data = PackedData::pack(op.data);
-            let namespace = if let Some(entry) = self.find_mut(op.namespace, &id) {
+            let (hash, shard) = self.locate(op.namespace, &id);
+            let existing = self.shards[shard].find_mut(hash, |e| e.is(op.namespace, &id));
+            let namespace = if let Some(entry) = existing {
                 // A new session over an existing id: it takes the old one's place.
                 let old = (entry.expires_at, entry.seq);
                 entry.data = data;
@@ -457,7 +465,6 @@ impl Inner {
                     seq,
                     slot,
                 };
-                let (hash, shard) = self.locate(op.namespace, &id);
                 let hasher = &self.hasher;
                 let table = &mut self.shards[shard];
                 let rehash = |e: &Entry| hasher.hash_one((&*e.namespace, &e.id));
@@ -504,8 +511,7 @@ impl Inner {
         let mut removed = 0;
         for id in ids.iter() {
             let (hash, shard) = self.locate(namespace, id);
-            let found =
-                self.shards[shard].find_entry(hash, |e| e.id == *id && *e.namespace == *namespace);
+            let found = self.shards[shard].find_entry(hash, |e| e.is(namespace, id));
             if let Ok(found) = found {
                 let entry = found.remove().0;
                 self.expiries.remove(&(entry.expires_at, entry.seq));
