@@ -103,7 +103,7 @@ impl RedisServer {
 
     /// The Unix socket the server also listens on (in its temporary directory).
     pub fn unix_socket(&self) -> PathBuf {
-        self.dir.join(format!("redis-{}.sock", self.port))
+        socket_path(&self.dir, self.port)
     }
 
     /// Freezes the server (`SIGSTOP`): its connections stay open, but it reads and answers
@@ -210,6 +210,11 @@ fn persistence(persistent: bool) -> Vec<String> {
     args.iter().map(|a| (*a).to_owned()).collect()
 }
 
+/// Where the server of `port` listens for Unix socket connections.
+fn socket_path(dir: &Path, port: u16) -> PathBuf {
+    dir.join(format!("redis-{port}.sock"))
+}
+
 /// Starts `redis-server` on `port`, with its files in `dir` and `extra` arguments, and waits
 /// until it answers as itself (the pid must match). On failure the process is killed and the
 /// error says why, with the end of the server's log.
@@ -219,7 +224,7 @@ pub(crate) fn spawn_ready(port: u16, dir: &Path, extra: &[String]) -> Result<Chi
     let log_err = log
         .try_clone()
         .map_err(|e| format!("cannot clone log file handle: {e}"))?;
-    let socket = dir.join(format!("redis-{port}.sock"));
+    let socket = socket_path(dir, port);
     let spawned = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .arg("--unixsocket")

@@ -19,23 +19,48 @@ async fn probe(url: &str) -> redis::aio::MultiplexedConnection {
         .expect("probe connection")
 }
 
-/// Redis's counts of read events and of commands processed. Each `INFO` counts in the next.
-async fn reads_and_commands(probe: &mut redis::aio::MultiplexedConnection) -> (u64, u64) {
+/// Fields of Redis's `INFO stats`, from one `INFO` (which counts in the next one).
+async fn stats<const N: usize>(
+    probe: &mut redis::aio::MultiplexedConnection,
+    names: [&str; N],
+) -> [u64; N] {
     let info: String = redis::cmd("INFO")
         .arg("stats")
         .query_async(probe)
         .await
         .unwrap();
-    let field = |name: &str| -> u64 {
+    names.map(|name| {
         info.lines()
             .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
             .and_then(|value| value.trim().parse().ok())
             .unwrap_or_else(|| panic!("no {name} in INFO stats"))
-    };
-    (
-        field("total_reads_processed"),
-        field("total_commands_processed"),
-    )
+    })
+}
+
+/// Redis's counts of read events and of commands processed.
+async fn reads_and_commands(probe: &mut redis::aio::MultiplexedConnection) -> (u64, u64) {
+    let [reads, commands] =
+        stats(probe, ["total_reads_processed", "total_commands_processed"]).await;
+    (reads, commands)
+}
+
+/// Loads a session until the store answers (up to `tries` times, `pause` apart): for a
+/// store finding its way back to a Redis that was down or frozen.
+async fn load_when_back(
+    store: &RedisStore,
+    namespace: &str,
+    tries: usize,
+    pause: Duration,
+) -> Result<Option<SessionData>, StoreError> {
+    let mut outcome = store.load(namespace, ID).await;
+    for _ in 0..tries {
+        if outcome.is_ok() {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+        outcome = store.load(namespace, ID).await;
+    }
+    outcome
 }
 
 /// A test server that requires `password` (set after it starts, through `CONFIG SET`).
@@ -202,14 +227,7 @@ async fn calls_fail_while_redis_is_down_and_work_when_it_is_back() {
     .await
     .unwrap();
     // The last failed attempt may hold new attempts back for a moment (50 ms).
-    let mut outcome = store.load("dave", ID).await;
-    for _ in 0..20 {
-        if outcome.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        outcome = store.load("dave", ID).await;
-    }
+    let outcome = load_when_back(&store, "dave", 20, Duration::from_millis(25)).await;
     assert_eq!(outcome.expect("Redis is back"), None);
     assert_eq!(save_new(&store, "dave", &dave).await, SaveOutcome::Saved);
     assert_eq!(store.load("dave", ID).await.unwrap(), Some(dave));
@@ -230,18 +248,7 @@ async fn a_silent_connection_is_replaced() {
     let erin = data("erin");
     assert_eq!(save_new(&store, "erin", &erin).await, SaveOutcome::Saved);
     let mut probe = probe(&server.url()).await;
-    let connections = |info: String| -> u64 {
-        info.lines()
-            .find_map(|line| line.strip_prefix("total_connections_received:"))
-            .and_then(|n| n.trim().parse().ok())
-            .expect("total_connections_received")
-    };
-    let info: String = redis::cmd("INFO")
-        .arg("stats")
-        .query_async(&mut probe)
-        .await
-        .unwrap();
-    let before = connections(info);
+    let [before] = stats(&mut probe, ["total_connections_received"]).await;
 
     server.freeze();
     let err = store
@@ -257,24 +264,10 @@ async fn a_silent_connection_is_replaced() {
     assert!(store.load("erin", ID).await.is_err());
     server.thaw();
 
-    let mut outcome = store.load("erin", ID).await;
-    for _ in 0..40 {
-        if outcome.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        outcome = store.load("erin", ID).await;
-    }
+    let outcome = load_when_back(&store, "erin", 40, Duration::from_millis(50)).await;
     assert_eq!(outcome.expect("Redis answers again"), Some(erin));
-    let info: String = redis::cmd("INFO")
-        .arg("stats")
-        .query_async(&mut probe)
-        .await
-        .unwrap();
-    assert!(
-        connections(info) > before,
-        "the store opened a new connection"
-    );
+    let [after] = stats(&mut probe, ["total_connections_received"]).await;
+    assert!(after > before, "the store opened a new connection");
 }
 
 /// `redis+unix:///path?db=N`: the store connects over a Unix socket.
