@@ -143,6 +143,25 @@ impl SessionStore for MemoryStore {
     }
 }
 
+/// Flags a byte that is not a lowercase hex digit in [`HEX_DIGITS`].
+const NOT_HEX: u8 = 0x10;
+
+/// Each byte's value as a lowercase hex digit, or [`NOT_HEX`].
+const HEX_DIGITS: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
 /// A session id as a map key. Ids this crate makes are 64 lowercase hex characters: those are
 /// kept as their 32 bytes in four words, built for a lookup without allocating, hashed and
 /// compared as integers. Any other id is kept as it is.
@@ -162,18 +181,18 @@ impl IdKey {
         if bytes.len() != 64 {
             return None;
         }
+        // Every digit through a table, the invalid ones flagged in a bit the digits never
+        // set: one branch per id instead of one per character (this runs on every load).
         let mut words = [0_u64; 4];
+        let mut invalid = 0;
         for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(16)) {
             for &c in chunk {
-                let digit = match c {
-                    b'0'..=b'9' => c - b'0',
-                    b'a'..=b'f' => c - b'a' + 10,
-                    _ => return None,
-                };
-                *word = *word << 4 | u64::from(digit);
+                let digit = HEX_DIGITS[usize::from(c)];
+                invalid |= digit;
+                *word = *word << 4 | u64::from(digit & 0xf);
             }
         }
-        Some(words)
+        (invalid & NOT_HEX == 0).then_some(words)
     }
 
     fn to_id(&self) -> String {
@@ -312,6 +331,28 @@ impl Entry {
     }
 }
 
+/// A hash table's bucket: a session's hash and the session, boxed.
+///
+/// The tables hold 16 bytes a session rather than the session itself (over 100 bytes), and
+/// the hash rather than rehashing: a table that grows moves 16-byte buckets into an allocation
+/// a seventh the size, which is what a login that triggers it waits for. Inline sessions made
+/// each of the last growths of a table of a million-session store a stall of 0.1 to 1 ms
+/// (copying, and page faults on the new allocation), holding up every request queued behind
+/// it.
+#[derive(Debug)]
+struct Bucket {
+    hash: u64,
+    entry: Box<Entry>,
+}
+
+impl Bucket {
+    /// Whether this bucket holds the session `id` of `namespace`, whose hash is `hash`: the
+    /// hash is compared first, so that other sessions are not looked at.
+    fn holds(&self, hash: u64, namespace: &str, id: &IdKey) -> bool {
+        self.hash == hash && self.entry.is(namespace, id)
+    }
+}
+
 /// Sessions are spread over this many hash tables by the hash of their key, so that a table
 /// that grows rehashes a 256th of the sessions at a time: a single table of a million
 /// sessions would rehash them all at once, stalling every request behind the lock for tens of
@@ -329,7 +370,7 @@ struct Inner {
     hasher: DefaultHashBuilder,
     /// (namespace, id) -> session, in [`SHARDS`] tables: a session's table is picked by bits
     /// of its hash that the table itself does not use for its buckets.
-    shards: Box<[HashTable<Entry>]>,
+    shards: Box<[HashTable<Bucket>]>,
     /// Namespace -> the ids of its sessions: the index listed and removed as a whole.
     namespaces: HashMap<Arc<str>, IdList>,
     /// The namespace of anonymous sessions, shared by all of them.
@@ -372,12 +413,14 @@ impl Inner {
 
     fn find(&self, namespace: &str, id: &IdKey) -> Option<&Entry> {
         let (hash, shard) = self.locate(namespace, id);
-        self.shards[shard].find(hash, |e| e.is(namespace, id))
+        let slot = self.shards[shard].find(hash, |s| s.holds(hash, namespace, id))?;
+        Some(&slot.entry)
     }
 
     fn find_mut(&mut self, namespace: &str, id: &IdKey) -> Option<&mut Entry> {
         let (hash, shard) = self.locate(namespace, id);
-        self.shards[shard].find_mut(hash, |e| e.is(namespace, id))
+        let slot = self.shards[shard].find_mut(hash, |s| s.holds(hash, namespace, id))?;
+        Some(&mut slot.entry)
     }
 
     fn get(&self, namespace: &str, id: &str) -> Option<&Entry> {
@@ -388,8 +431,8 @@ impl Inner {
     /// not from `expiries`.
     fn take(&mut self, namespace: &str, id: &IdKey) -> Option<Entry> {
         let (hash, shard) = self.locate(namespace, id);
-        let found = self.shards[shard].find_entry(hash, |e| e.is(namespace, id));
-        let entry = found.ok()?.remove().0;
+        let found = self.shards[shard].find_entry(hash, |s| s.holds(hash, namespace, id));
+        let entry = *found.ok()?.remove().0.entry;
         if !namespace.is_empty() {
             self.unlist(namespace, entry.slot);
         }
@@ -445,8 +488,8 @@ impl Inner {
             self.next_seq += 1;
             let data = PackedData::pack(op.data);
             let (hash, shard) = self.locate(op.namespace, &id);
-            let existing = self.shards[shard].find_mut(hash, |e| e.is(op.namespace, &id));
-            let namespace = if let Some(entry) = existing {
+            let existing = self.shards[shard].find_mut(hash, |s| s.holds(hash, op.namespace, &id));
+            let namespace = if let Some(Bucket { entry, .. }) = existing {
                 // A new session over an existing id: it takes the old one's place.
                 let old = (entry.expires_at, entry.seq);
                 entry.data = data;
@@ -465,9 +508,8 @@ impl Inner {
                     seq,
                     slot,
                 };
-                let hasher = &self.hasher;
                 let table = &mut self.shards[shard];
-                let rehash = |e: &Entry| hasher.hash_one((&*e.namespace, &e.id));
+                let rehash = |s: &Bucket| s.hash;
                 // Tables fill evenly (the hash spreads sessions), so left alone they would all
                 // reach their limit within a few thousand logins of each other and rehash in
                 // one burst. Each table grows early instead, at its own load between 1/2 and
@@ -478,7 +520,8 @@ impl Inner {
                     let additional = (2 * table.capacity()).saturating_sub(table.len()).max(1);
                     table.reserve(additional, rehash);
                 }
-                table.insert_unique(hash, entry, rehash);
+                let entry = Box::new(entry);
+                table.insert_unique(hash, Bucket { hash, entry }, rehash);
                 namespace
             };
             self.expiries.insert((expires_at, seq), (namespace, id));
@@ -511,9 +554,9 @@ impl Inner {
         let mut removed = 0;
         for id in ids.iter() {
             let (hash, shard) = self.locate(namespace, id);
-            let found = self.shards[shard].find_entry(hash, |e| e.is(namespace, id));
+            let found = self.shards[shard].find_entry(hash, |s| s.holds(hash, namespace, id));
             if let Ok(found) = found {
-                let entry = found.remove().0;
+                let entry = found.remove().0.entry;
                 self.expiries.remove(&(entry.expires_at, entry.seq));
                 removed += 1;
             }
@@ -572,11 +615,14 @@ mod tests {
 
     /// Checks the invariants between the tables, the lists and the expiries.
     fn check(inner: &Inner) {
-        let sessions: Vec<&Entry> = inner.shards.iter().flat_map(HashTable::iter).collect();
+        let buckets: Vec<&Bucket> = inner.shards.iter().flat_map(HashTable::iter).collect();
+        let sessions: Vec<&Entry> = buckets.iter().map(|s| &*s.entry).collect();
         assert_eq!(sessions.len(), inner.expiries.len());
-        for entry in &sessions {
-            let (_, shard) = inner.locate(&entry.namespace, &entry.id);
-            assert!(inner.shards[shard].iter().any(|e| std::ptr::eq(e, *entry)));
+        for bucket in &buckets {
+            let entry = &*bucket.entry;
+            let (hash, shard) = inner.locate(&entry.namespace, &entry.id);
+            assert_eq!(bucket.hash, hash);
+            assert!(inner.shards[shard].iter().any(|s| std::ptr::eq(s, *bucket)));
             assert_eq!(
                 inner.expiries.get(&(entry.expires_at, entry.seq)),
                 Some(&(entry.namespace.clone(), entry.id.clone()))
