@@ -119,21 +119,20 @@ impl KeyedMac {
         }
     }
 
-    /// The HMAC of `value`.
-    fn sign(&self, value: &[u8]) -> Vec<u8> {
+    /// Appends `.` and the base64url HMAC of everything already in `token` (the MAC stays
+    /// on the stack).
+    fn sign_into(&self, token: &mut String) {
         match self {
-            Self::Sha1(mac) => mac
-                .clone()
-                .chain_update(value)
-                .finalize()
-                .into_bytes()
-                .to_vec(),
-            Self::Sha256(mac) => mac
-                .clone()
-                .chain_update(value)
-                .finalize()
-                .into_bytes()
-                .to_vec(),
+            Self::Sha1(mac) => {
+                let tag = mac.clone().chain_update(token.as_bytes()).finalize();
+                token.push('.');
+                URL_SAFE_NO_PAD.encode_string(tag.into_bytes(), token);
+            }
+            Self::Sha256(mac) => {
+                let tag = mac.clone().chain_update(token.as_bytes()).finalize();
+                token.push('.');
+                URL_SAFE_NO_PAD.encode_string(tag.into_bytes(), token);
+            }
         }
     }
 
@@ -212,9 +211,7 @@ impl Signer {
         URL_SAFE_NO_PAD.encode_string(payload, &mut token);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(ts, &mut token);
-        let signature = self.keys[0].sign(token.as_bytes());
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        self.keys[0].sign_into(&mut token);
         token
     }
 
@@ -237,13 +234,17 @@ impl Signer {
         let (value, signature) = token
             .rsplit_once('.')
             .ok_or(BadToken::Malformed("no signature separator"))?;
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
+        // Decoded on the stack: a SHA-256 MAC is 32 bytes, and anything that does not fit
+        // twice that is no MAC of ours.
+        let mut signature_bytes = [0_u8; 64];
+        let signature_len = URL_SAFE_NO_PAD
+            .decode_slice(signature, &mut signature_bytes)
             .map_err(|_| BadToken::Malformed("signature is not base64url"))?;
+        let signature = &signature_bytes[..signature_len];
         if !self
             .keys
             .iter()
-            .any(|key| key.verify(value.as_bytes(), &signature))
+            .any(|key| key.verify(value.as_bytes(), signature))
         {
             return Err(BadToken::BadSignature);
         }
@@ -281,9 +282,16 @@ impl Signer {
 
 /// Decodes a base64url big-endian timestamp of at most eight bytes.
 fn decode_timestamp(text: &str) -> Result<u64, BadToken> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(text)
+    // Eight bytes are at most 11 base64 characters; a longer text is too large whatever it
+    // decodes to, and is refused before decoding onto the stack.
+    if text.len() > MAX_TIMESTAMP_LEN.div_ceil(3) * 4 {
+        return Err(BadToken::Malformed("timestamp too large"));
+    }
+    let mut bytes = [0_u8; 12];
+    let len = URL_SAFE_NO_PAD
+        .decode_slice(text, &mut bytes)
         .map_err(|_| BadToken::Malformed("timestamp is not base64url"))?;
+    let bytes = &bytes[..len];
     if bytes.len() > MAX_TIMESTAMP_LEN {
         return Err(BadToken::Malformed("timestamp too large"));
     }
@@ -733,7 +741,19 @@ mod tests {
                 Err(BadToken::BadSignature)
             );
         }
-        // An extended signature fails too.
+        // An extended signature fails too, up to one too long to decode on the stack.
+        for extra in 1..=64 {
+            let mut longer = raw.clone();
+            longer.resize(raw.len() + extra, 0);
+            let extended = format!("{value}.{}", URL_SAFE_NO_PAD.encode(&longer));
+            assert!(
+                matches!(
+                    signer.verify(&extended, 1_764_000_000, None),
+                    Err(BadToken::BadSignature | BadToken::Malformed(_))
+                ),
+                "{extra} extra bytes"
+            );
+        }
         let mut longer = raw.clone();
         longer.push(0);
         let extended = format!("{value}.{}", URL_SAFE_NO_PAD.encode(&longer));
@@ -848,18 +868,28 @@ mod tests {
 
     /// Signs an arbitrary `value` (everything before the last dot) with `signer`'s key.
     fn forge(signer: &Signer, value: &str) -> String {
-        let signature = signer.keys[0].sign(value.as_bytes());
-        format!("{value}.{}", URL_SAFE_NO_PAD.encode(signature))
+        let mut token = value.to_owned();
+        signer.keys[0].sign_into(&mut token);
+        token
     }
 
     #[test]
     fn refuses_oversized_timestamp() {
         let signer = Signer::new(Digest::Sha256, b"s", b"k", &[]);
-        let nine = URL_SAFE_NO_PAD.encode([1u8; 9]);
-        let token = forge(&signer, &format!("e30.{nine}"));
+        for len in [9, 12, 100] {
+            let long = URL_SAFE_NO_PAD.encode(vec![1u8; len]);
+            let token = forge(&signer, &format!("e30.{long}"));
+            assert_eq!(
+                signer.verify(&token, 0, None),
+                Err(BadToken::Malformed("timestamp too large")),
+                "{len} bytes"
+            );
+        }
+        let eight = URL_SAFE_NO_PAD.encode([1u8; 8]);
+        let token = forge(&signer, &format!("e30.{eight}"));
         assert_eq!(
-            signer.verify(&token, 0, None),
-            Err(BadToken::Malformed("timestamp too large"))
+            signer.verify(&token, 0x0101_0101_0101_0101, None),
+            Ok(b"{}".to_vec())
         );
         let token = forge(&signer, "e30.!!");
         assert!(matches!(
