@@ -38,8 +38,20 @@ const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 /// (`%x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E`) minus `:` (the layout's separator) and `%`
 /// (the escape character).
 fn is_plain(b: u8) -> bool {
-    matches!(b, 0x21 | 0x23 | 0x24 | 0x26..=0x2B | 0x2D..=0x39 | 0x3C..=0x5B | 0x5D..=0x7E)
+    PLAIN[usize::from(b)]
 }
+
+/// [`is_plain`] of every byte: a namespace is checked a byte per load, without branches.
+const PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] =
+            matches!(b, 0x21 | 0x23 | 0x24 | 0x26..=0x2B | 0x2D..=0x39 | 0x3C..=0x5B | 0x5D..=0x7E);
+        b += 1;
+    }
+    table
+};
 
 /// Encodes a namespace for the cookie value and the Redis keys: plain bytes as they are,
 /// every other byte of the UTF-8 as `%XX` (uppercase hex). Plain namespaces (`alice`,
@@ -65,6 +77,11 @@ pub(crate) fn encode_namespace(namespace: &str) -> Cow<'_, str> {
 /// [`encode_namespace`] produces (raw bytes plain, escapes uppercase and only for bytes that
 /// are not plain, and the result valid UTF-8). Anything else is `None`.
 pub(crate) fn decode_namespace(encoded: &str) -> Option<String> {
+    // Most namespaces (user names, ids) have nothing to decode: plain bytes are ASCII, so the
+    // text is its own decoding.
+    if encoded.bytes().fold(true, |plain, b| plain & is_plain(b)) {
+        return Some(encoded.to_owned());
+    }
     let bytes = encoded.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -99,7 +116,11 @@ fn upper_hex_value(b: u8) -> Option<u8> {
 
 /// Whether `id` looks like a session id: exactly 64 lowercase hex characters.
 pub(crate) fn is_valid_id(id: &str) -> bool {
-    id.len() == ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    // Every byte checked, without an early exit, so that the loop needs no branch per byte.
+    id.len() == ID_LEN
+        && id.bytes().fold(true, |valid, b| {
+            valid & (b.wrapping_sub(b'0') < 10 || b.wrapping_sub(b'a') < 6)
+        })
 }
 
 /// The cookie value of a session: `{namespace}:{id}`, the namespace encoded (uapi's format for
@@ -372,6 +393,38 @@ mod tests {
             parse_cookie_value(&format!("a%3Ab:{ID}")),
             Some(("a:b".into(), ID.into()))
         );
+    }
+
+    #[test]
+    fn plain_bytes_are_cookie_octets_but_the_separator_and_the_escape() {
+        for b in 0..=u8::MAX {
+            // RFC 6265: cookie-octet = %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E
+            let cookie_octet =
+                matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E);
+            assert_eq!(
+                is_plain(b),
+                cookie_octet && b != b':' && b != b'%',
+                "{b:#04x}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_are_exactly_64_lowercase_hex_digits() {
+        for b in 0..=u8::MAX {
+            let mut id = ID.as_bytes().to_vec();
+            id[17] = b;
+            let Ok(id) = String::from_utf8(id) else {
+                continue;
+            };
+            assert_eq!(
+                is_valid_id(&id),
+                b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+                "{b:#04x}"
+            );
+        }
+        assert!(!is_valid_id(&ID[1..]));
+        assert!(!is_valid_id(&format!("{ID}0")));
     }
 
     #[test]
