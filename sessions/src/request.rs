@@ -124,22 +124,22 @@ impl RequestContext {
     pub fn cookie(&self, name: &str) -> Option<&str> {
         // Scanned at each lookup (a request looks up one or two cookies): copying every
         // pair into a list cost more than the scans.
+        if name.is_empty() {
+            return None;
+        }
         self.parts
             .headers
             .get_all(header::COOKIE)
             .iter()
-            // Split as bytes: one cookie with non-UTF-8 bytes (set by some script on the
-            // domain, say) must not hide the others.
-            .flat_map(|header| header.as_bytes().split(|b| *b == b';'))
-            .find_map(|pair| {
-                let eq = pair.iter().position(|b| *b == b'=')?;
-                let key = std::str::from_utf8(&pair[..eq]).ok()?.trim();
-                if key != name || key.is_empty() {
-                    return None;
-                }
-                // The value as sent, quotes included: a quoted value is not the value that
-                // was set.
-                Some(std::str::from_utf8(&pair[eq + 1..]).ok()?.trim())
+            .find_map(|header| match std::str::from_utf8(header.as_bytes()) {
+                // The common case, searched as text: `;` and `=` are found a word at a time.
+                Ok(text) => text.split(';').find_map(|pair| cookie_pair(pair, name)),
+                // Split as bytes: one cookie with non-UTF-8 bytes (set by some script on the
+                // domain, say) must not hide the others.
+                Err(_) => header
+                    .as_bytes()
+                    .split(|b| *b == b';')
+                    .find_map(|pair| cookie_pair(std::str::from_utf8(pair).ok()?, name)),
             })
     }
 
@@ -163,6 +163,14 @@ impl RequestContext {
             cookies.write_to(response.headers_mut());
         }
     }
+}
+
+/// The value of one `name=value` pair of a `Cookie` header if its name is `name`: the value
+/// as sent, quotes included (a quoted value is not the value that was set), without the
+/// surrounding whitespace.
+fn cookie_pair<'a>(pair: &'a str, name: &str) -> Option<&'a str> {
+    let (key, value) = pair.split_once('=')?;
+    (key.trim() == name).then(|| value.trim())
 }
 
 /// The `Set-Cookie`s queued for one response. Cheap to clone: clones share
@@ -313,7 +321,66 @@ mod tests {
         assert_eq!(cx.query("d"), None);
     }
 
+    /// A request with these `Cookie` headers.
+    fn with_cookies(headers: &[Vec<u8>]) -> RequestContext {
+        let mut builder = http::Request::builder().uri("/");
+        for header in headers {
+            let value = HeaderValue::from_bytes(header).expect("a valid header value");
+            builder = builder.header(header::COOKIE, value);
+        }
+        let (parts, ()) = builder.body(()).expect("a valid request").into_parts();
+        RequestContext::new(parts, Body::empty(), Vec::new(), "test")
+    }
+
+    /// The lookup byte by byte: each `;`-separated pair of each header in turn, its name and
+    /// its value each UTF-8 and trimmed.
+    fn cookie_reference(headers: &[Vec<u8>], name: &str) -> Option<String> {
+        headers
+            .iter()
+            .flat_map(|header| header.split(|b| *b == b';'))
+            .find_map(|pair| {
+                let eq = pair.iter().position(|b| *b == b'=')?;
+                let key = std::str::from_utf8(&pair[..eq]).ok()?.trim();
+                if key != name || key.is_empty() {
+                    return None;
+                }
+                Some(std::str::from_utf8(&pair[eq + 1..]).ok()?.trim().to_owned())
+            })
+    }
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        let headers = [b"session_id=1; session =2".to_vec(), b"session=3".to_vec()];
+        let cx = with_cookies(&headers);
+        assert_eq!(cx.cookie("session"), Some("2"));
+        assert_eq!(cx.cookie("session_id"), Some("1"));
+        assert_eq!(cx.cookie("sess"), None);
+        assert_eq!(cx.cookie(""), None);
+        let cx = with_cookies(&[b"junk=\xff; theme=\"dark\" ".to_vec()]);
+        assert_eq!(cx.cookie("theme"), Some("\"dark\""));
+        assert_eq!(cx.cookie("junk"), None);
+    }
+
     proptest::proptest! {
+        /// The lookup agrees with the byte-by-byte reference, non-UTF-8 bytes included.
+        #[test]
+        fn cookie_lookup_agrees_with_the_reference(
+            headers in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::sample::select(b"ab=; \"\xff\xc3\xa9".to_vec()),
+                    0..16,
+                ),
+                0..3,
+            ),
+            name in "[ab]{0,2}",
+        ) {
+            let cx = with_cookies(&headers);
+            proptest::prop_assert_eq!(
+                cx.cookie(&name).map(str::to_owned),
+                cookie_reference(&headers, &name)
+            );
+        }
+
         /// The in-place lookup agrees with decoding the whole query.
         #[test]
         fn query_lookup_agrees_with_form_urlencoded(
