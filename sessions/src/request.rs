@@ -256,16 +256,66 @@ impl ResponseCookies {
     }
 }
 
-/// A cookie as its `Set-Cookie` value (`Cookie`'s `Display`), written into one allocation
-/// sized for it up front rather than grown by doubling as `to_string` does, then trimmed.
+/// A cookie as its `Set-Cookie` value: exactly `Cookie`'s `Display`, written piece by piece
+/// into one allocation of the exact size. A header value then takes the buffer over as it
+/// is (a longer buffer would cost `Bytes` another allocation to track the spare room), and
+/// none of `Display`'s formatting machinery runs. A cookie with an `Expires` date, which
+/// needs date formatting, goes through `Display`.
 pub(crate) fn format_set_cookie(cookie: &Cookie<'_>) -> String {
-    use std::fmt::Write;
-    // name=value, and room for Path, Domain, Max-Age, Expires and the flags.
-    let mut formatted = String::with_capacity(cookie.name().len() + cookie.value().len() + 160);
-    let _ = write!(formatted, "{cookie}");
-    // Exactly as long as its capacity: a header value then takes the buffer over as it is,
-    // where a longer one would cost `Bytes` another allocation to track the spare room.
-    formatted.shrink_to_fit();
+    if cookie.expires_datetime().is_some() {
+        let mut formatted = cookie.to_string();
+        formatted.shrink_to_fit();
+        return formatted;
+    }
+    let same_site = cookie.same_site().map(|same_site| match same_site {
+        cookie::SameSite::Strict => "Strict",
+        cookie::SameSite::Lax => "Lax",
+        cookie::SameSite::None => "None",
+    });
+    let partitioned = cookie.partitioned() == Some(true);
+    // `Display`'s rule: a partitioned cookie, or `SameSite=None` with `Secure` unset, is
+    // written `Secure`.
+    let secure = cookie.secure() == Some(true)
+        || partitioned
+        || cookie.secure().is_none() && same_site == Some("None");
+    let mut digits = itoa::Buffer::new();
+    let max_age = cookie
+        .max_age()
+        .map(|max_age| digits.format(max_age.whole_seconds()));
+    let pieces: [(bool, &str, &str); 7] = [
+        (cookie.http_only() == Some(true), "; HttpOnly", ""),
+        (same_site.is_some(), "; SameSite=", same_site.unwrap_or("")),
+        (partitioned, "; Partitioned", ""),
+        (secure, "; Secure", ""),
+        (
+            cookie.path().is_some(),
+            "; Path=",
+            cookie.path().unwrap_or(""),
+        ),
+        (
+            cookie.domain().is_some(),
+            "; Domain=",
+            cookie.domain().unwrap_or(""),
+        ),
+        (max_age.is_some(), "; Max-Age=", max_age.unwrap_or("")),
+    ];
+    let len = cookie.name().len()
+        + 1
+        + cookie.value().len()
+        + pieces
+            .iter()
+            .filter(|(on, ..)| *on)
+            .map(|(_, label, value)| label.len() + value.len())
+            .sum::<usize>();
+    let mut formatted = String::with_capacity(len);
+    formatted.push_str(cookie.name());
+    formatted.push('=');
+    formatted.push_str(cookie.value());
+    for (_, label, value) in pieces.iter().filter(|(on, ..)| *on) {
+        formatted.push_str(label);
+        formatted.push_str(value);
+    }
+    debug_assert_eq!(formatted.len(), formatted.capacity());
     formatted
 }
 
@@ -362,6 +412,47 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// A `Set-Cookie` is written exactly as `Cookie`'s `Display` writes it.
+        #[test]
+        fn set_cookies_are_formatted_as_display_does(
+            name in "[a-z_]{1,8}",
+            value in "[a-zA-Z0-9!#$%&'()*+./:<>?@^_`{|}~-]{0,20}",
+            http_only in proptest::option::of(proptest::bool::ANY),
+            secure in proptest::option::of(proptest::bool::ANY),
+            partitioned in proptest::option::of(proptest::bool::ANY),
+            same_site in proptest::option::of(0..3_u8),
+            path in proptest::option::of("/[a-z/]{0,8}"),
+            domain in proptest::option::of("[.]?[a-z]{1,6}[.]test"),
+            max_age in proptest::option::of(-5..100_000_000_i64),
+            expires in proptest::option::of(0..2_000_000_000_i64),
+        ) {
+            let mut cookie = Cookie::new(name, value);
+            cookie.set_http_only(http_only);
+            cookie.set_secure(secure);
+            cookie.set_partitioned(partitioned);
+            cookie.set_same_site(same_site.map(|s| match s {
+                0 => cookie::SameSite::Strict,
+                1 => cookie::SameSite::Lax,
+                _ => cookie::SameSite::None,
+            }));
+            if let Some(path) = path {
+                cookie.set_path(path);
+            }
+            if let Some(domain) = domain {
+                cookie.set_domain(domain);
+            }
+            if let Some(max_age) = max_age {
+                cookie.set_max_age(cookie::time::Duration::seconds(max_age));
+            }
+            if let Some(expires) = expires {
+                let at = cookie::time::OffsetDateTime::from_unix_timestamp(expires).unwrap();
+                cookie.set_expires(at);
+            }
+            let formatted = format_set_cookie(&cookie);
+            proptest::prop_assert_eq!(&formatted, &cookie.to_string());
+            proptest::prop_assert_eq!(formatted.len(), formatted.capacity());
+        }
+
         /// The lookup agrees with the byte-by-byte reference, non-UTF-8 bytes included.
         #[test]
         fn cookie_lookup_agrees_with_the_reference(
