@@ -166,12 +166,15 @@ pub(crate) fn parse_cookie_value(value: &str) -> Option<(String, String)> {
 pub(crate) fn new_session_id() -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = RANDOM.with_borrow_mut(RandomBuffer::take_id);
-    let mut id = String::with_capacity(ID_LEN);
-    for b in bytes {
-        id.push(char::from(HEX[usize::from(b >> 4)]));
-        id.push(char::from(HEX[usize::from(b & 0xf)]));
+    // Written into a buffer and copied once, rather than pushed a char at a time.
+    let mut hex = [0_u8; ID_LEN];
+    for (pair, b) in hex.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0xf)];
     }
-    id
+    std::str::from_utf8(&hex)
+        .expect("hex digits are ASCII")
+        .to_owned()
 }
 
 /// Ids' worth of random bytes read from the operating system at once.

@@ -618,6 +618,9 @@ async fn read_loop(link: Arc<Link>, mut reader: impl AsyncRead + Unpin) {
 
 /// Writes one command, its name and arguments, in RESP.
 pub(crate) fn write_command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    // Room for the whole command at once (each length prefix takes at most 24 bytes), so
+    // that the pieces below never grow the buffer.
+    out.reserve(24 + args.iter().map(|arg| arg.len() + 24).sum::<usize>());
     let mut digits = itoa::Buffer::new();
     out.push(b'*');
     out.extend_from_slice(digits.format(args.len()).as_bytes());
