@@ -270,6 +270,75 @@ async fn a_silent_connection_is_replaced() {
     assert!(after > before, "the store opened a new connection");
 }
 
+/// A store call gives up at its store's timeout even though no timer of its own is armed:
+/// the connection's watchdog answers it at its deadline. Two clones of one store share the
+/// connection with different timeouts; the shorter one, queued while the watchdog sleeps
+/// until the longer one's deadline, wakes it and gives up first, at its own deadline. The
+/// bounds are loose (a busy machine runs the watchdog late), but each call fails neither
+/// before its timeout nor at the other's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_give_up_at_their_own_timeout() {
+    let server = RedisServer::start();
+    let patient = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_timeout(Duration::from_millis(3_000));
+    let hasty = patient.clone().with_timeout(Duration::from_millis(200));
+    let erin = data("erin");
+    assert_eq!(save_new(&patient, "erin", &erin).await, SaveOutcome::Saved);
+
+    server.freeze();
+    let started = std::time::Instant::now();
+    let slow = tokio::spawn(async move {
+        let result = patient.load("erin", ID).await;
+        (result, started.elapsed())
+    });
+    // Past the watchdog's idle wake-up (every second): it now sleeps until the 3 s deadline.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let err = hasty
+        .load("erin", ID)
+        .await
+        .expect_err("a frozen Redis answers nothing");
+    let hasty_after = started.elapsed();
+    assert!(
+        matches!(err, StoreError::Timeout(t) if t == Duration::from_millis(200)),
+        "{err:?}"
+    );
+    assert!(
+        hasty_after >= Duration::from_millis(1_400),
+        "{hasty_after:?}"
+    );
+    assert!(
+        hasty_after < Duration::from_millis(2_500),
+        "{hasty_after:?}"
+    );
+    assert!(
+        !slow.is_finished(),
+        "the 3 s call gave up with the 200 ms one"
+    );
+
+    let (result, patient_after) = slow.await.unwrap();
+    let err = result.expect_err("a frozen Redis answers nothing");
+    assert!(
+        matches!(err, StoreError::Timeout(t) if t == Duration::from_millis(3_000)),
+        "{err:?}"
+    );
+    assert!(
+        patient_after >= Duration::from_millis(3_000),
+        "{patient_after:?}"
+    );
+    assert!(
+        patient_after < Duration::from_millis(4_800),
+        "{patient_after:?}"
+    );
+
+    // The replies of the abandoned calls, when Redis answers again, go to nobody; the next
+    // call gets its own.
+    server.thaw();
+    let outcome = load_when_back(&hasty, "erin", 40, Duration::from_millis(50)).await;
+    assert_eq!(outcome.expect("Redis answers again"), Some(erin));
+}
+
 /// `redis+unix:///path?db=N`: the store connects over a Unix socket.
 #[tokio::test]
 async fn a_unix_socket_url_works() {

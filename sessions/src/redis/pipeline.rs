@@ -19,6 +19,7 @@
 //! calls of the next [`RECONNECT_PAUSE`] fail at once instead of each trying again.
 
 use std::{
+    cell::Cell,
     collections::VecDeque,
     fmt,
     future::Future,
@@ -73,10 +74,12 @@ struct Connection {
     failed: Option<(Instant, String)>,
 }
 
-/// One open connection and its two tasks.
+/// One open connection and its tasks.
 struct Link {
     state: Mutex<LinkState>,
     wake_writer: Notify,
+    /// Tells [`watch_loop`] that a call came with a deadline earlier than it planned to wake.
+    wake_watch: Notify,
 }
 
 #[derive(Default)]
@@ -84,11 +87,77 @@ struct LinkState {
     /// Commands encoded and not yet written.
     out: Vec<u8>,
     /// The calls whose replies are awaited, in the order their commands were queued.
-    in_flight: VecDeque<Pending>,
+    in_flight: VecDeque<InFlight>,
     /// Why the connection is no longer usable, once it is not.
     broken: Option<String>,
     /// The last reply received, or the moment a call was queued with none in flight.
     last_progress: Option<Instant>,
+    /// When [`watch_loop`] wakes next, as far as calls know.
+    watch_at: Option<Instant>,
+}
+
+/// A call in flight, and the moment it gives up waiting.
+struct InFlight {
+    pending: Pending,
+    /// Taken (`None`) once the call has been answered that its deadline passed.
+    deadline: Option<Instant>,
+}
+
+impl Pending {
+    fn reply(&mut self) -> &mut Reply {
+        let (Pending::One(reply) | Pending::Many { reply, .. }) = self;
+        reply
+    }
+
+    fn into_reply(self) -> Reply {
+        let (Pending::One(reply) | Pending::Many { reply, .. }) = self;
+        reply
+    }
+}
+
+thread_local! {
+    /// The deadline of the store call being polled on this thread, if any, and whether a call
+    /// queued during that poll took it; see [`with_deadline`].
+    static CALL_DEADLINE: Cell<(Option<Instant>, bool)> = const { Cell::new((None, false)) };
+}
+
+/// Polls a store call (`poll`) with `deadline` as the deadline of every command it queues on
+/// an [`AutoPipeline`] meanwhile; returns `poll`'s result and whether a command was queued.
+///
+/// A command past its deadline is answered with an error that [`is_deadline_error`] tells
+/// apart, by the connection's watchdog task: a store call needs no timer of its own for the
+/// commands it sends here (a Tokio timer per call was about 5 % of a Redis login's
+/// instructions). Its reply, when it comes, is dropped.
+pub(crate) fn with_deadline<T>(deadline: Instant, poll: impl FnOnce() -> T) -> (T, bool) {
+    /// Puts the outer call's deadline back, even if `poll` panics.
+    struct Restore((Option<Instant>, bool));
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CALL_DEADLINE.set(self.0);
+        }
+    }
+    let restore = Restore(CALL_DEADLINE.replace((Some(deadline), false)));
+    let result = poll();
+    let (_, queued) = CALL_DEADLINE.get();
+    drop(restore);
+    (result, queued)
+}
+
+/// The deadline of the store call being polled, marked as taken by a command.
+fn take_call_deadline() -> Option<Instant> {
+    let (deadline, _) = CALL_DEADLINE.get();
+    if deadline.is_some() {
+        CALL_DEADLINE.set((deadline, true));
+    }
+    deadline
+}
+
+/// What a command whose deadline passed is answered with.
+const DEADLINE_PASSED: &str = "no reply from Redis before the call's deadline";
+
+/// Whether `err` is the answer to a command whose deadline passed (see [`with_deadline`]).
+pub(crate) fn is_deadline_error(err: &RedisError) -> bool {
+    err.is_timeout() && err.to_string().contains(DEADLINE_PASSED)
 }
 
 /// How often [`watch_loop`] looks at a connection with nothing in flight.
@@ -315,10 +384,42 @@ impl Link {
             if state.in_flight.is_empty() {
                 state.last_progress = Some(Instant::now());
             }
-            state.in_flight.push_back(pending);
+            let deadline = take_call_deadline();
+            // Under load the watchdog already sleeps until an earlier deadline; only a call
+            // that must give up before that wakes it.
+            let earlier = deadline.filter(|&at| state.watch_at.is_none_or(|watch| at < watch));
+            if earlier.is_some() {
+                state.watch_at = earlier;
+            }
+            state.in_flight.push_back(InFlight { pending, deadline });
+            drop(state);
+            if earlier.is_some() {
+                self.wake_watch.notify_one();
+            }
         }
         self.wake_writer.notify_one();
         Ok(())
+    }
+
+    /// Answers every call in flight whose deadline is at or before `now` with
+    /// [`DEADLINE_PASSED`] (keeping its place, for its reply to be dropped when it comes);
+    /// returns the earliest deadline still ahead.
+    fn expire(state: &mut LinkState, now: Instant) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for call in &mut state.in_flight {
+            match call.deadline {
+                Some(at) if at <= now => {
+                    call.deadline = None;
+                    // The reply, when it comes, goes to a channel nobody listens to.
+                    let (closed, _) = oneshot::channel();
+                    let reply = mem::replace(call.pending.reply(), closed);
+                    let _ = reply.send(Err(io_error(io::ErrorKind::TimedOut, DEADLINE_PASSED)));
+                }
+                Some(at) => next = Some(next.map_or(at, |next| next.min(at))),
+                None => {}
+            }
+        }
+        next
     }
 
     /// Marks the connection broken, fails every call in flight and stops the writer.
@@ -331,11 +432,11 @@ impl Link {
             state.out = Vec::new();
             mem::take(&mut state.in_flight)
         };
-        for pending in in_flight {
-            let (Pending::One(reply) | Pending::Many { reply, .. }) = pending;
-            let _ = reply.send(Err(lost(why)));
+        for call in in_flight {
+            let _ = call.pending.into_reply().send(Err(lost(why)));
         }
         self.wake_writer.notify_one();
+        self.wake_watch.notify_one();
     }
 
     /// Hands parsed replies to the calls at the head of the queue.
@@ -346,55 +447,41 @@ impl Link {
         }
         // A caller may have given up (timeout): its reply is dropped.
         for value in replies.drain(..) {
-            match state.in_flight.front_mut() {
-                None => return Err("a reply arrived for no command"),
-                Some(Pending::One(_)) => {
-                    if let Some(Pending::One(reply)) = state.in_flight.pop_front() {
-                        let _ = reply.send(value.extract_error());
-                    }
-                }
-                Some(Pending::Many {
+            let Some(front) = state.in_flight.front_mut() else {
+                return Err("a reply arrived for no command");
+            };
+            let answer = match &mut front.pending {
+                Pending::One(_) => Some(value.extract_error()),
+                Pending::Many {
                     skip,
                     keep,
                     last,
                     values,
                     error,
                     ..
-                }) => {
+                } => {
                     let value = value.extract_error().unwrap_or_else(|err| {
                         error.get_or_insert(err);
                         Value::Nil
                     });
                     if *skip > 0 {
                         *skip -= 1;
-                        continue;
+                        None
+                    } else if *last {
+                        Some(error.take().map_or(Ok(value), Err))
+                    } else {
+                        values.push(value);
+                        (values.len() == *keep).then(|| {
+                            error
+                                .take()
+                                .map_or_else(|| Ok(Value::Array(mem::take(values))), Err)
+                        })
                     }
-                    if *last {
-                        if let Some(Pending::Many { error, reply, .. }) =
-                            state.in_flight.pop_front()
-                        {
-                            let _ = reply.send(match error {
-                                Some(err) => Err(err),
-                                None => Ok(value),
-                            });
-                        }
-                        continue;
-                    }
-                    values.push(value);
-                    if values.len() == *keep {
-                        if let Some(Pending::Many {
-                            values,
-                            error,
-                            reply,
-                            ..
-                        }) = state.in_flight.pop_front()
-                        {
-                            let _ = reply.send(match error {
-                                Some(err) => Err(err),
-                                None => Ok(Value::Array(values)),
-                            });
-                        }
-                    }
+                }
+            };
+            if let Some(answer) = answer {
+                if let Some(call) = state.in_flight.pop_front() {
+                    let _ = call.pending.into_reply().send(answer);
                 }
             }
         }
@@ -501,6 +588,7 @@ where
     let link = Arc::new(Link {
         state: Mutex::new(LinkState::default()),
         wake_writer: Notify::new(),
+        wake_watch: Notify::new(),
     });
     tokio::spawn(write_loop(Arc::clone(&link), writer));
     tokio::spawn(read_loop(Arc::clone(&link), reader));
@@ -508,32 +596,43 @@ where
     link
 }
 
-/// Fails the connection once calls have waited [`STALL_LIMIT`] with no reply: a peer gone
-/// without a reset (a partition, a frozen host) keeps TCP up, and no error would ever come.
-/// One task per connection, asleep until the oldest call could have stalled (or for
-/// [`IDLE_WATCH`] when nothing is in flight), so that calls never read the clock for this.
+/// The connection's watchdog: answers the calls whose deadline passed (see
+/// [`with_deadline`]), and fails the connection once calls have waited [`STALL_LIMIT`] with no
+/// reply: a peer gone without a reset (a partition, a frozen host) keeps TCP up, and no error
+/// would ever come. One task and one timer per connection, asleep until the earliest deadline
+/// or until the oldest call could have stalled (or for [`IDLE_WATCH`] when nothing is in
+/// flight), so that calls never arm a timer or read the clock for this.
 async fn watch_loop(link: Arc<Link>) {
+    let sleep = tokio::time::sleep(IDLE_WATCH);
+    tokio::pin!(sleep);
     loop {
         let wake_at = {
-            let state = lock(&link.state);
+            let mut state = lock(&link.state);
             if state.broken.is_some() {
                 return;
             }
-            match state.last_progress.filter(|_| !state.in_flight.is_empty()) {
-                Some(last) if last.elapsed() > STALL_LIMIT => None,
+            let now = Instant::now();
+            let deadline = Link::expire(&mut state, now);
+            let wake_at = match state.last_progress.filter(|_| !state.in_flight.is_empty()) {
+                Some(last) if now.saturating_duration_since(last) > STALL_LIMIT => None,
                 Some(last) => Some(last + STALL_LIMIT + Duration::from_millis(1)),
-                None => Some(Instant::now() + IDLE_WATCH),
+                None => Some(now + IDLE_WATCH),
             }
+            .map(|at| deadline.map_or(at, |deadline| deadline.min(at)));
+            state.watch_at = wake_at;
+            wake_at
         };
-        match wake_at {
-            Some(at) => tokio::time::sleep_until(at.into()).await,
-            None => {
-                tracing::warn!(
-                    "session store: Redis has not answered for {STALL_LIMIT:?}; reconnecting"
-                );
-                link.fail(&format!("no reply for {STALL_LIMIT:?}"));
-                return;
-            }
+        let Some(at) = wake_at else {
+            tracing::warn!(
+                "session store: Redis has not answered for {STALL_LIMIT:?}; reconnecting"
+            );
+            link.fail(&format!("no reply for {STALL_LIMIT:?}"));
+            return;
+        };
+        sleep.as_mut().reset(at.into());
+        tokio::select! {
+            () = &mut sleep => {}
+            () = link.wake_watch.notified() => {}
         }
     }
 }

@@ -4,11 +4,13 @@
 use std::{
     fmt,
     future::Future,
+    pin::Pin,
     sync::{
         atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering},
         Arc, LazyLock,
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    task::Poll,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use redis::{
@@ -17,7 +19,7 @@ use redis::{
 };
 
 use crate::redis::keys::{KeyLayout, Keys};
-use crate::redis::pipeline::{write_command, Answer, AutoPipeline};
+use crate::redis::pipeline::{self, write_command, Answer, AutoPipeline};
 use crate::store::{SaveOp, SaveOutcome, SessionData, StoreError};
 
 /// Default for [`RedisStore::with_timeout`].
@@ -555,8 +557,13 @@ impl<C: DirectConnection> Core<C> {
     /// Runs one store call (one or more Redis round trips) under the store's timeout, mapping
     /// its failure to a [`StoreError`].
     fn call<F: Future>(&self, what: &'static str, call: F) -> Timed<F> {
+        let deadline = Instant::now()
+            .checked_add(self.timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 60 * 60));
         Timed {
-            call: tokio::time::timeout(self.timeout, call),
+            call,
+            deadline,
+            fallback: None,
             what,
             timeout: self.timeout,
         }
@@ -564,12 +571,22 @@ impl<C: DirectConnection> Core<C> {
 }
 
 pin_project_lite::pin_project! {
-    /// A Redis call under a timeout, its failure mapped to a [`StoreError`] (see
-    /// [`Core::call`]). A future of its own rather than an `async` block, which would hold the
-    /// call twice (as captured and as awaited) and double the size of every boxed save.
+    /// A Redis call under a deadline, its failure mapped to a [`StoreError`] (see
+    /// [`Core::call`]).
+    ///
+    /// Commands sent through the store's own connection carry the deadline, and the
+    /// connection's watchdog answers those still waiting when it passes (see
+    /// [`pipeline::with_deadline`]): no timer per call. A call that waits on anything else
+    /// (a `ConnectionManager`, the Lua script through redis-rs, a connection being opened)
+    /// gets a Tokio timer of its own, boxed, as it is rare.
+    ///
+    /// A future of its own rather than an `async` block, which would hold the call twice (as
+    /// captured and as awaited) and double the size of every boxed save.
     struct Timed<F> {
         #[pin]
-        call: tokio::time::Timeout<F>,
+        call: F,
+        deadline: Instant,
+        fallback: Option<Pin<Box<tokio::time::Sleep>>>,
         what: &'static str,
         timeout: Duration,
     }
@@ -581,24 +598,37 @@ where
 {
     type Output = Result<T, StoreError>;
 
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = std::task::ready!(this.call.poll(cx));
         let (what, timeout) = (*this.what, *this.timeout);
-        std::task::Poll::Ready(match result {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => {
+        let timed_out = || {
+            tracing::debug!(call = what, ?timeout, "session store: Redis timed out");
+            Poll::Ready(Err(StoreError::Timeout(timeout)))
+        };
+        let (result, carried) = pipeline::with_deadline(*this.deadline, || this.call.poll(cx));
+        match result {
+            Poll::Ready(Ok(value)) => Poll::Ready(Ok(value)),
+            Poll::Ready(Err(err)) if pipeline::is_deadline_error(&err) => timed_out(),
+            Poll::Ready(Err(err)) => {
                 tracing::debug!(call = what, error = %err, "session store: Redis call failed");
-                Err(unavailable(err))
+                Poll::Ready(Err(unavailable(err)))
             }
-            Err(_elapsed) => {
-                tracing::debug!(call = what, ?timeout, "session store: Redis timed out");
-                Err(StoreError::Timeout(timeout))
+            Poll::Pending => {
+                if !carried && this.fallback.is_none() {
+                    let deadline = tokio::time::Instant::from_std(*this.deadline);
+                    *this.fallback = Some(Box::pin(tokio::time::sleep_until(deadline)));
+                }
+                let expired = this
+                    .fallback
+                    .as_mut()
+                    .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
+                if expired {
+                    timed_out()
+                } else {
+                    Poll::Pending
+                }
             }
-        })
+        }
     }
 }
 
@@ -694,7 +724,13 @@ impl<C: DirectConnection> Core<C> {
         let key = self.keys.session_key(namespace, id);
         let payload: Option<Vec<u8>> = match self.connection.direct() {
             Some(direct) => {
-                let get = direct.query(|out| write_command(out, &[b"GET", key.as_bytes()]));
+                // Queued when the call is first polled, so that the command carries the
+                // call's deadline.
+                let get = async {
+                    direct
+                        .query(|out| write_command(out, &[b"GET", key.as_bytes()]))
+                        .await
+                };
                 match self.call("load", get).await? {
                     Value::Nil => None,
                     Value::BulkString(payload) => Some(payload),
