@@ -272,7 +272,7 @@ redis_set=$(awk '$1 == "SET" { print $2 }' <<<"$redis_bench")
 
 mkdir -p "$(dirname "$out")"
 awk -F'\t' -v tps="$ticks_per_sec" -v rget="$redis_get" -v rset="$redis_set" \
-    -v order="$servers" -v wls="$workloads" -v secs="$secs" '
+    -v order="$servers" -v wls="$workloads" -v secs="$secs" -v conns="$connections" '
 function median(list,    n, a, i, j, t) {
     n = split(list, a, " ")
     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
@@ -326,7 +326,7 @@ END {
             (b != "" && P[b] > 0) ? sprintf("%.2f", P[k] / P[b]) : "-",
             (cpu[k] + rcpu[k]) / tps / (runs[k] * secs) * 100, bad[k]
     }
-    printf "\nredis-benchmark -c 32: GET %d req/s, SET %d req/s (the Redis ceiling)\n", rget, rset
+    printf "\nredis-benchmark -c %d: GET %d req/s, SET %d req/s (the Redis ceiling)\n", conns, rget, rset
     print "\n\"core used\": the server'"'"'s and Redis'"'"'s CPU time over the measured time. A server that keeps"
     print "wrk busy uses nearly all of its core; much less means something else ran on that core"
     print "and its req/s is not comparable (CPU/req still is)."
