@@ -282,6 +282,11 @@ impl RedisStore {
 
     /// Bounds every call to Redis: a call that takes longer fails with
     /// [`StoreError::Timeout`]. Defaults to 250 ms (uapi has none).
+    ///
+    /// The bound is on the whole call, all its round trips. Calls on the store's own
+    /// connection arm no timer each: their commands carry the call's deadline and the
+    /// connection's watchdog task answers the ones still waiting when it passes. Clones with
+    /// different timeouts can share one connection.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.core.timeout = timeout;
