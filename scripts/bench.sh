@@ -30,8 +30,10 @@
 #                         sessions-redis hyper axum-memory axum-redis
 #                         actix-cookie actix-redis
 #   BENCH_WORKLOADS="read write"
-#   BENCH_OUT=target/bench/results.md
+#   BENCH_OUT=target/bench/results.md (instructions.md with BENCH_MODE=instructions)
 #   BENCH_NO_BUILD=1      use the binaries already built
+#   BENCH_MODE=instructions
+#                         count instructions per request instead (see below)
 #   BENCH_BASELINE_APP=/path/to/uapi_app
 #                         another build of uapi_app (say, of the previous
 #                         commit) for a before/after in one run: add
@@ -40,6 +42,13 @@
 #
 # Needs wrk, redis-server, redis-benchmark, redis-cli, curl and taskset; it
 # installs nothing. With the defaults a run takes about 8 minutes.
+#
+# BENCH_MODE=instructions runs each server under valgrind's callgrind instead
+# and prints the instructions the server process executes per request (user
+# space only: the kernel's socket work, most of a request's time, is not
+# counted), over one round: a measure that a busy or shared machine does not
+# move, for comparing builds where wall-clock figures drift. Needs valgrind
+# (Debian: apt-get install valgrind); about 4 minutes.
 
 set -euo pipefail
 
@@ -54,8 +63,19 @@ servers=${BENCH_SERVERS:-"sessions-cookie sessions-memory sessions-redis hyper a
 workloads=${BENCH_WORKLOADS:-"read write"}
 out=${BENCH_OUT:-$root/target/bench/results.md}
 
+mode=${BENCH_MODE:-wall}
+case $mode in
+wall) mode_tools=() ;;
+instructions)
+    mode_tools=(valgrind callgrind_control)
+    rounds=${BENCH_ROUNDS:-1}
+    out=${BENCH_OUT:-$root/target/bench/instructions.md}
+    ;;
+*) echo "bench.sh: BENCH_MODE is wall or instructions, not $mode" >&2; exit 1 ;;
+esac
+
 missing=()
-for tool in wrk redis-server redis-benchmark redis-cli curl taskset awk; do
+for tool in wrk redis-server redis-benchmark redis-cli curl taskset awk "${mode_tools[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then
@@ -66,6 +86,7 @@ if ((${#missing[@]})); then
         redis-*) echo "  apt-get install redis-server redis-tools" >&2 ;;
         curl) echo "  apt-get install curl" >&2 ;;
         taskset) echo "  apt-get install util-linux" >&2 ;;
+        valgrind | callgrind_control) echo "  apt-get install valgrind" >&2 ;;
         esac
     done
     exit 1
@@ -159,11 +180,13 @@ ticks_per_sec=$(getconf CLK_TCK)
 start_server() {
     local name=$1
     # shellcheck disable=SC2046
-    RUST_LOG=${RUST_LOG:-warn} taskset -c "$server_cpu" $(command_of "$name") \
+    local under=()
+    [[ $mode == instructions ]] && under=(valgrind --tool=callgrind --callgrind-out-file="$work/$name.cg")
+    RUST_LOG=${RUST_LOG:-warn} taskset -c "$server_cpu" "${under[@]}" $(command_of "$name") \
         >"$work/$name.out" 2>"$work/$name.err" &
     server_pid=$!
     port=
-    for _ in $(seq 200); do
+    for _ in $(seq 600); do
         port=$(sed -n 's|^listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$work/$name.out" 2>/dev/null || true)
         [[ -n $port ]] && return 0
         kill -0 "$server_pid" 2>/dev/null || break
@@ -247,6 +270,20 @@ for round in $(seq "$rounds"); do
             *) echo "bench.sh: unknown workload $workload" >&2; exit 1 ;;
             esac
             ((warmup > 0)) && run_wrk "$warmup" "${args[@]}" >/dev/null
+            if [[ $mode == instructions ]]; then
+                # Counted from zero after the warm-up, dumped after the measured run.
+                callgrind_control -z "$server_pid" >/dev/null 2>&1 || { echo "bench.sh: $name: callgrind_control -z failed" >&2; exit 1; }
+                read -r requests rps p99 non2xx errors < <(run_wrk "$secs" "${args[@]}")
+                callgrind_control -d "$server_pid" >/dev/null 2>&1 || { echo "bench.sh: $name: callgrind_control -d failed" >&2; exit 1; }
+                dump=$(ls -t "$work/$name.cg".* 2>/dev/null | head -n 1)
+                ir=$(awk '/^totals:/ { print $2 }' "$dump")
+                rm -f "$work/$name.cg".*
+                [[ -n $ir && $requests -gt 0 ]] || { echo "bench.sh: $name: no instruction count" >&2; exit 1; }
+                printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$workload" "$requests" "$ir" >>"$results"
+                printf '   %-16s %-5s %8s requests  %8d instructions/request\n' \
+                    "$name" "$workload" "$requests" "$((ir / requests))" >&2
+                continue
+            fi
             before=$(cpu_ticks "$server_pid")
             redis_before=$(cpu_ticks "$redis_pid")
             read -r requests rps p99 non2xx errors < <(run_wrk "$secs" "${args[@]}")
@@ -263,6 +300,44 @@ for round in $(seq "$rounds"); do
         redis-cli -p "$redis_port" flushall >/dev/null
     done
 done
+
+if [[ $mode == instructions ]]; then
+    mkdir -p "$(dirname "$out")"
+    {
+        echo "# sessions benchmark run: instructions per request"
+        echo
+        echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+        echo "- machine: $(nproc --all) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), Linux $(uname -r), $(valgrind --version)"
+        echo "- command: BENCH_MODE=instructions BENCH_SECS=$secs BENCH_CONNECTIONS=$connections scripts/bench.sh"
+        echo "- each server under callgrind; wrk -t1 -c$connections -d${secs}s after a ${warmup}s warm-up; the server process's instructions (user space) over the measured run ÷ its requests"
+        echo
+        awk -F'\t' -v order="$servers" -v wls="$workloads" '
+        function class(s) { return (s ~ /redis/) ? "redis" : "local" }
+        { I[$2, $3] = $5 / $4 }
+        END {
+            ns = split(order, names, " "); nw = split(wls, work, " ")
+            for (w = 1; w <= nw; w++) for (i = 1; i <= ns; i++) {
+                k = names[i] SUBSEP work[w]
+                if (!(k in I) || names[i] !~ /^(axum|actix)/) continue
+                c = class(names[i]) SUBSEP work[w]
+                if (!(c in best) || I[k] < I[best[c]]) best[c] = k
+            }
+            print "| server | workload | instructions/request | ÷ hyper | ÷ leanest peer |"
+            print "|---|---|---:|---:|---:|"
+            for (w = 1; w <= nw; w++) for (i = 1; i <= ns; i++) {
+                k = names[i] SUBSEP work[w]
+                if (!(k in I)) continue
+                h = "hyper" SUBSEP work[w]; b = best[class(names[i]) SUBSEP work[w]]
+                printf "| %s | %s | %d | %s | %s |\n", names[i], toupper(work[w]), I[k],
+                    (h in I) ? sprintf("%.2f", I[k] / I[h]) : "-",
+                    (b != "") ? sprintf("%.2f (%s)", I[k] / I[b], substr(b, 1, index(b, SUBSEP) - 1)) : "-"
+            }
+        }' "$results"
+    } >"$out"
+    cat "$out"
+    echo "== written to $out" >&2
+    exit 0
+fi
 
 echo "== redis-benchmark -c $connections -t get,set (the Redis ceiling)" >&2
 redis_bench=$(taskset -c "$load_cpu" redis-benchmark -h 127.0.0.1 -p "$redis_port" -c "$connections" \
