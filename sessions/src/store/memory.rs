@@ -143,25 +143,6 @@ impl SessionStore for MemoryStore {
     }
 }
 
-/// Flags a byte that is not a lowercase hex digit in [`HEX_DIGITS`].
-const NOT_HEX: u8 = 0x10;
-
-/// Each byte's value as a lowercase hex digit, or [`NOT_HEX`].
-const HEX_DIGITS: [u8; 256] = {
-    let mut table = [NOT_HEX; 256];
-    let mut i = 0;
-    while i < 10 {
-        table[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        table[b'a' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    table
-};
-
 /// A session id as a map key. Ids this crate makes are 64 lowercase hex characters: those are
 /// kept as their 32 bytes in four words, built for a lookup without allocating, hashed and
 /// compared as integers. Any other id is kept as it is.
@@ -177,22 +158,33 @@ impl IdKey {
     }
 
     fn hex(id: &str) -> Option<[u64; 4]> {
-        let bytes = id.as_bytes();
-        if bytes.len() != 64 {
+        let chars: &[u8; 64] = id.as_bytes().try_into().ok()?;
+        // Each step a loop without branches or early exits, which the compiler turns into
+        // vector instructions: this runs on every load.
+        let mut valid = true;
+        let mut nibbles = [0_u8; 64];
+        for (nibble, &c) in nibbles.iter_mut().zip(chars) {
+            let digit = c.wrapping_sub(b'0');
+            let letter = c.wrapping_sub(b'a');
+            valid &= (digit < 10) | (letter < 6);
+            *nibble = if digit < 10 {
+                digit
+            } else {
+                letter.wrapping_add(10)
+            };
+        }
+        if !valid {
             return None;
         }
-        // Every digit through a table, the invalid ones flagged in a bit the digits never
-        // set: one branch per id instead of one per character (this runs on every load).
-        let mut words = [0_u64; 4];
-        let mut invalid = 0;
-        for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(16)) {
-            for &c in chunk {
-                let digit = HEX_DIGITS[usize::from(c)];
-                invalid |= digit;
-                *word = *word << 4 | u64::from(digit & 0xf);
-            }
+        let mut bytes = [0_u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(nibbles.chunks_exact(2)) {
+            *byte = pair[0] << 4 | pair[1];
         }
-        (invalid & NOT_HEX == 0).then_some(words)
+        let mut words = [0_u64; 4];
+        for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+            *word = u64::from_be_bytes(chunk.try_into().ok()?);
+        }
+        Some(words)
     }
 
     fn to_id(&self) -> String {
@@ -639,6 +631,26 @@ mod tests {
         assert_eq!(listed, named);
         assert!(inner.namespaces.values().all(|ids| !ids.is_empty()));
         assert!(!inner.namespaces.contains_key(""));
+    }
+
+    #[test]
+    fn hex_ids_are_exactly_64_lowercase_hex_digits() {
+        let base = "0123456789abcdef".repeat(4);
+        for b in 0..=u8::MAX {
+            for at in [0, 15, 16, 37, 63] {
+                let mut id = base.as_bytes().to_vec();
+                id[at] = b;
+                let Ok(id) = String::from_utf8(id) else {
+                    continue;
+                };
+                let expected = (b.is_ascii_digit() || (b'a'..=b'f').contains(&b)).then(|| {
+                    [0, 16, 32, 48].map(|i| u64::from_str_radix(&id[i..i + 16], 16).unwrap())
+                });
+                assert_eq!(IdKey::hex(&id), expected, "{b:#04x} at {at}");
+            }
+        }
+        assert_eq!(IdKey::hex(&base[1..]), None);
+        assert_eq!(IdKey::hex(&format!("{base}0")), None);
     }
 
     proptest::proptest! {
