@@ -126,8 +126,8 @@ thread_local! {
 ///
 /// A command past its deadline is answered with an error that [`is_deadline_error`] tells
 /// apart, by the connection's watchdog task: a store call needs no timer of its own for the
-/// commands it sends here (a Tokio timer per call was about 5 % of a Redis login's
-/// instructions). Its reply, when it comes, is dropped.
+/// commands it sends here (a Tokio timer per call was 1.5 % of a Redis login's instructions
+/// and 3 % of a load's, in callgrind). Its reply, when it comes, is dropped.
 pub(crate) fn with_deadline<T>(deadline: Instant, poll: impl FnOnce() -> T) -> (T, bool) {
     /// Puts the outer call's deadline back, even if `poll` panics.
     struct Restore((Option<Instant>, bool));

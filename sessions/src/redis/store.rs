@@ -562,9 +562,12 @@ impl<C: DirectConnection> Core<C> {
     /// Runs one store call (one or more Redis round trips) under the store's timeout, mapping
     /// its failure to a [`StoreError`].
     fn call<F: Future>(&self, what: &'static str, call: F) -> Timed<F> {
-        let deadline = Instant::now()
+        // A timeout too long for `Instant` (`Duration::MAX` as "never") is a year.
+        let now = Instant::now();
+        let deadline = now
             .checked_add(self.timeout)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 60 * 60));
+            .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 60 * 60)))
+            .unwrap_or(now);
         Timed {
             call,
             deadline,
