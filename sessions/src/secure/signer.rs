@@ -282,8 +282,9 @@ impl Signer {
 
 /// Decodes a base64url big-endian timestamp of at most eight bytes.
 fn decode_timestamp(text: &str) -> Result<u64, BadToken> {
-    // Eight bytes are at most 11 base64 characters; a longer text is too large whatever it
-    // decodes to, and is refused before decoding onto the stack.
+    // Eight bytes take at most 11 base64 characters. A text of more than 12 (whole groups of
+    // 4 for 9 bytes) is too large whatever it decodes to and is refused before decoding onto
+    // the stack; 12 decode to 9 bytes or fewer, checked below.
     if text.len() > MAX_TIMESTAMP_LEN.div_ceil(3) * 4 {
         return Err(BadToken::Malformed("timestamp too large"));
     }
