@@ -327,7 +327,7 @@ impl Entry {
 ///
 /// The tables hold 16 bytes a session rather than the session itself (over 100 bytes), and
 /// the hash rather than rehashing: a table that grows moves 16-byte buckets into an allocation
-/// a seventh the size, which is what a login that triggers it waits for. Inline sessions made
+/// a sixth the size, which is what a login that triggers it waits for. Inline sessions made
 /// each of the last growths of a table of a million-session store a stall of 0.1 to 1 ms
 /// (copying, and page faults on the new allocation), holding up every request queued behind
 /// it.
