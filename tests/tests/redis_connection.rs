@@ -270,6 +270,22 @@ async fn a_silent_connection_is_replaced() {
     assert!(after > before, "the store opened a new connection");
 }
 
+/// `err` is the timeout of a store with a `timeout_ms` timeout, and it came after `elapsed`
+/// within `window_ms`.
+fn assert_timed_out(
+    err: &StoreError,
+    timeout_ms: u64,
+    elapsed: Duration,
+    window_ms: std::ops::Range<u64>,
+) {
+    assert!(
+        matches!(err, StoreError::Timeout(t) if *t == Duration::from_millis(timeout_ms)),
+        "{err:?}"
+    );
+    let window = Duration::from_millis(window_ms.start)..Duration::from_millis(window_ms.end);
+    assert!(window.contains(&elapsed), "{elapsed:?} not in {window:?}");
+}
+
 /// A store call gives up at its store's timeout even though no timer of its own is armed:
 /// the connection's watchdog answers it at its deadline. Two clones of one store share the
 /// connection with different timeouts; the shorter one, queued while the watchdog sleeps
@@ -299,19 +315,7 @@ async fn calls_give_up_at_their_own_timeout() {
         .load("erin", ID)
         .await
         .expect_err("a frozen Redis answers nothing");
-    let hasty_after = started.elapsed();
-    assert!(
-        matches!(err, StoreError::Timeout(t) if t == Duration::from_millis(200)),
-        "{err:?}"
-    );
-    assert!(
-        hasty_after >= Duration::from_millis(1_400),
-        "{hasty_after:?}"
-    );
-    assert!(
-        hasty_after < Duration::from_millis(2_500),
-        "{hasty_after:?}"
-    );
+    assert_timed_out(&err, 200, started.elapsed(), 1_400..2_500);
     assert!(
         !slow.is_finished(),
         "the 3 s call gave up with the 200 ms one"
@@ -319,18 +323,7 @@ async fn calls_give_up_at_their_own_timeout() {
 
     let (result, patient_after) = slow.await.unwrap();
     let err = result.expect_err("a frozen Redis answers nothing");
-    assert!(
-        matches!(err, StoreError::Timeout(t) if t == Duration::from_millis(3_000)),
-        "{err:?}"
-    );
-    assert!(
-        patient_after >= Duration::from_millis(3_000),
-        "{patient_after:?}"
-    );
-    assert!(
-        patient_after < Duration::from_millis(4_800),
-        "{patient_after:?}"
-    );
+    assert_timed_out(&err, 3_000, patient_after, 3_000..4_800);
 
     // The replies of the abandoned calls, when Redis answers again, go to nobody; the next
     // call gets its own.

@@ -17,6 +17,10 @@
 //! for [`STALL_LIMIT`] while calls wait), the calls in flight fail (their command may or may not
 //! have run) and the next call opens a new connection; a failed connection attempt makes the
 //! calls of the next [`RECONNECT_PAUSE`] fail at once instead of each trying again.
+//!
+//! A command queued while a store call is polled carries that call's deadline (see
+//! [`with_deadline`]); the connection's watchdog task answers the commands still waiting when
+//! their deadline passes, so that calls arm no timer of their own.
 
 use std::{
     cell::Cell,

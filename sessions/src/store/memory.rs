@@ -405,14 +405,14 @@ impl Inner {
 
     fn find(&self, namespace: &str, id: &IdKey) -> Option<&Entry> {
         let (hash, shard) = self.locate(namespace, id);
-        let slot = self.shards[shard].find(hash, |s| s.holds(hash, namespace, id))?;
-        Some(&slot.entry)
+        let bucket = self.shards[shard].find(hash, |b| b.holds(hash, namespace, id))?;
+        Some(&bucket.entry)
     }
 
     fn find_mut(&mut self, namespace: &str, id: &IdKey) -> Option<&mut Entry> {
         let (hash, shard) = self.locate(namespace, id);
-        let slot = self.shards[shard].find_mut(hash, |s| s.holds(hash, namespace, id))?;
-        Some(&mut slot.entry)
+        let bucket = self.shards[shard].find_mut(hash, |b| b.holds(hash, namespace, id))?;
+        Some(&mut bucket.entry)
     }
 
     fn get(&self, namespace: &str, id: &str) -> Option<&Entry> {
