@@ -1,6 +1,7 @@
 //! Signed-cookie sessions: [`Session`] and [`configure_secure_sessions`],
 //! uapi's `uapi.sessions` with its cookie format, and hardened.
 
+mod b64;
 pub(crate) mod signer;
 
 use std::{

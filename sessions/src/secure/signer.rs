@@ -16,13 +16,13 @@
 
 use std::fmt;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
+
+use super::b64;
 
 /// The HMAC digest of signed-cookie sessions.
 ///
@@ -121,17 +121,17 @@ impl KeyedMac {
 
     /// Appends `.` and the base64url HMAC of everything already in `token` (the MAC stays
     /// on the stack).
-    fn sign_into(&self, token: &mut String) {
+    fn sign_into(&self, token: &mut Vec<u8>) {
         match self {
             Self::Sha1(mac) => {
-                let tag = mac.clone().chain_update(token.as_bytes()).finalize();
-                token.push('.');
-                URL_SAFE_NO_PAD.encode_string(tag.into_bytes(), token);
+                let tag = mac.clone().chain_update(&token).finalize();
+                token.push(b'.');
+                b64::encode_into(&tag.into_bytes(), token);
             }
             Self::Sha256(mac) => {
-                let tag = mac.clone().chain_update(token.as_bytes()).finalize();
-                token.push('.');
-                URL_SAFE_NO_PAD.encode_string(tag.into_bytes(), token);
+                let tag = mac.clone().chain_update(&token).finalize();
+                token.push(b'.');
+                b64::encode_into(&tag.into_bytes(), token);
             }
         }
     }
@@ -204,15 +204,19 @@ impl Signer {
         let ts = timestamp.to_be_bytes();
         let ts = &ts[ts.iter().take_while(|&&b| b == 0).count()..];
 
-        let mut token = String::with_capacity(2 + payload.len() * 4 / 3 + 16 + 48);
+        // "." payload "." timestamp "." MAC, the MAC being SHA-256's 32 bytes at most.
+        let mut token = Vec::with_capacity(
+            3 + b64::encoded_len(payload.len()) + b64::encoded_len(ts.len()) + b64::encoded_len(32),
+        );
         if is_compressed {
-            token.push('.');
+            token.push(b'.');
         }
-        URL_SAFE_NO_PAD.encode_string(payload, &mut token);
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(ts, &mut token);
+        b64::encode_into(payload, &mut token);
+        token.push(b'.');
+        b64::encode_into(ts, &mut token);
         self.keys[0].sign_into(&mut token);
-        token
+        // Built as bytes, checked once: dots and base64url are ASCII.
+        String::from_utf8(token).expect("a token is ASCII")
     }
 
     /// Verifies `token` and returns its JSON bytes (decompressed when the token starts
@@ -231,27 +235,20 @@ impl Signer {
         if token.len() > MAX_TOKEN_LEN {
             return Err(BadToken::TooLong);
         }
-        let (value, signature) = token
-            .rsplit_once('.')
+        let (value, signature) = split_at_last_dot(token.as_bytes())
             .ok_or(BadToken::Malformed("no signature separator"))?;
         // Decoded on the stack: a SHA-256 MAC is 32 bytes, and anything that does not fit
         // twice that is no MAC of ours.
         let mut signature_bytes = [0_u8; 64];
-        let signature_len = URL_SAFE_NO_PAD
-            .decode_slice(signature, &mut signature_bytes)
+        let signature_len = b64::decode_into_slice(signature, &mut signature_bytes)
             .map_err(|_| BadToken::Malformed("signature is not base64url"))?;
         let signature = &signature_bytes[..signature_len];
-        if !self
-            .keys
-            .iter()
-            .any(|key| key.verify(value.as_bytes(), signature))
-        {
+        if !self.keys.iter().any(|key| key.verify(value, signature)) {
             return Err(BadToken::BadSignature);
         }
 
-        let (payload, timestamp) = value
-            .rsplit_once('.')
-            .ok_or(BadToken::Malformed("no timestamp separator"))?;
+        let (payload, timestamp) =
+            split_at_last_dot(value).ok_or(BadToken::Malformed("no timestamp separator"))?;
         let timestamp = decode_timestamp(timestamp)?;
         if let Some(max_age) = max_age {
             match now.checked_sub(timestamp) {
@@ -265,13 +262,12 @@ impl Signer {
             }
         }
 
-        let (payload, is_compressed) = match payload.strip_prefix('.') {
+        let (payload, is_compressed) = match payload.strip_prefix(b".") {
             Some(rest) => (rest, true),
             None => (payload, false),
         };
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| BadToken::BadPayload("payload is not base64url"))?;
+        let payload =
+            b64::decode(payload).map_err(|_| BadToken::BadPayload("payload is not base64url"))?;
         if is_compressed {
             decompress(&payload)
         } else {
@@ -280,8 +276,17 @@ impl Signer {
     }
 }
 
+/// `bytes` split around its last `.`, which belongs to neither side.
+///
+/// A plain backward loop: the part after the last dot is short (a MAC, a timestamp), and
+/// `rsplit_once`'s general search costs more to set up than this loop takes.
+fn split_at_last_dot(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let dot = bytes.iter().rposition(|&b| b == b'.')?;
+    Some((&bytes[..dot], &bytes[dot + 1..]))
+}
+
 /// Decodes a base64url big-endian timestamp of at most eight bytes.
-fn decode_timestamp(text: &str) -> Result<u64, BadToken> {
+fn decode_timestamp(text: &[u8]) -> Result<u64, BadToken> {
     // Eight bytes take at most 11 base64 characters. A text of more than 12 (whole groups of
     // 4 for 9 bytes) is too large whatever it decodes to and is refused before decoding onto
     // the stack; 12 decode to 9 bytes or fewer, checked below.
@@ -289,8 +294,7 @@ fn decode_timestamp(text: &str) -> Result<u64, BadToken> {
         return Err(BadToken::Malformed("timestamp too large"));
     }
     let mut bytes = [0_u8; 12];
-    let len = URL_SAFE_NO_PAD
-        .decode_slice(text, &mut bytes)
+    let len = b64::decode_into_slice(text, &mut bytes)
         .map_err(|_| BadToken::Malformed("timestamp is not base64url"))?;
     let bytes = &bytes[..len];
     if bytes.len() > MAX_TIMESTAMP_LEN {
@@ -470,6 +474,8 @@ fn decompress(data: &[u8]) -> Result<Vec<u8>, BadToken> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
     use proptest::prelude::*;
     use serde_json::Value;
 
@@ -869,9 +875,9 @@ mod tests {
 
     /// Signs an arbitrary `value` (everything before the last dot) with `signer`'s key.
     fn forge(signer: &Signer, value: &str) -> String {
-        let mut token = value.to_owned();
+        let mut token = value.as_bytes().to_vec();
         signer.keys[0].sign_into(&mut token);
-        token
+        String::from_utf8(token).expect("a forged token is ASCII")
     }
 
     #[test]
