@@ -121,25 +121,39 @@ impl RequestContext {
 
     /// The value of request cookie `name`, as sent (the first one when a
     /// browser sends several with one name, which is the most specific).
+    ///
+    /// Each `;`-separated pair of each `Cookie` header is split at its first
+    /// `=`; the name and the value lose their leading and trailing spaces and
+    /// tabs (RFC 6265, section 5.2), and quotes stay. A pair whose value is not
+    /// UTF-8 is passed over, so that one cookie set by some other software on
+    /// the domain cannot hide the others. A name that is empty or holds `=` or
+    /// `;` is never found.
     pub fn cookie(&self, name: &str) -> Option<&str> {
         // Scanned at each lookup (a request looks up one or two cookies): copying every
         // pair into a list cost more than the scans.
-        if name.is_empty() {
+        let name = name.as_bytes();
+        if name.is_empty()
+            || name.iter().any(|b| matches!(b, b'=' | b';'))
+            || trim_wsp(name).len() != name.len()
+        {
             return None;
         }
         self.parts
             .headers
             .get_all(header::COOKIE)
             .iter()
-            .find_map(|header| match std::str::from_utf8(header.as_bytes()) {
-                // The common case, searched as text: `;` and `=` are found a word at a time.
-                Ok(text) => text.split(';').find_map(|pair| cookie_pair(pair, name)),
-                // Split as bytes: one cookie with non-UTF-8 bytes (set by some script on the
-                // domain, say) must not hide the others.
-                Err(_) => header
-                    .as_bytes()
-                    .split(|b| *b == b';')
-                    .find_map(|pair| cookie_pair(std::str::from_utf8(pair).ok()?, name)),
+            .find_map(|header| {
+                let mut rest = header.as_bytes();
+                loop {
+                    // One pass over the header: a pair is skipped as soon as its name
+                    // differs, and only the value found is checked as UTF-8.
+                    let end = memchr::memchr(b';', rest);
+                    let pair = &rest[..end.unwrap_or(rest.len())];
+                    if let Some(value) = cookie_pair(pair, name) {
+                        return Some(value);
+                    }
+                    rest = &rest[end? + 1..];
+                }
             })
     }
 
@@ -165,12 +179,33 @@ impl RequestContext {
     }
 }
 
-/// The value of one `name=value` pair of a `Cookie` header if its name is `name`: the value
-/// as sent, quotes included (a quoted value is not the value that was set), without the
-/// surrounding whitespace.
-fn cookie_pair<'a>(pair: &'a str, name: &str) -> Option<&'a str> {
-    let (key, value) = pair.split_once('=')?;
-    (key.trim() == name).then(|| value.trim())
+/// The value of one `name=value` pair of a `Cookie` header if its name is `name` (which has
+/// no `=` and no surrounding whitespace) and its value is UTF-8: the value as sent, quotes
+/// included (a quoted value is not the value that was set), without surrounding spaces and
+/// tabs.
+fn cookie_pair<'a>(pair: &'a [u8], name: &[u8]) -> Option<&'a str> {
+    let after_name = trim_wsp_start(pair).strip_prefix(name)?;
+    let value = trim_wsp_start(after_name).strip_prefix(b"=")?;
+    std::str::from_utf8(trim_wsp(value)).ok()
+}
+
+/// Whether `b` is whitespace in the sense of RFC 6265's cookie parsing (`WSP`: space, tab).
+fn is_wsp(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t')
+}
+
+fn trim_wsp_start(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !is_wsp(b)).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+fn trim_wsp(bytes: &[u8]) -> &[u8] {
+    let bytes = trim_wsp_start(bytes);
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_wsp(b))
+        .map_or(0, |last| last + 1);
+    &bytes[..end]
 }
 
 /// The `Set-Cookie`s queued for one response. Cheap to clone: clones share
@@ -382,19 +417,21 @@ mod tests {
         RequestContext::new(parts, Body::empty(), Vec::new(), "test")
     }
 
-    /// The lookup byte by byte: each `;`-separated pair of each header in turn, its name and
-    /// its value each UTF-8 and trimmed.
+    /// The lookup the plain way: each `;`-separated pair of each header in turn, split at its
+    /// first `=`, its name and its value each UTF-8 and trimmed of spaces and tabs.
     fn cookie_reference(headers: &[Vec<u8>], name: &str) -> Option<String> {
+        let wsp: &[char] = &[' ', '\t'];
         headers
             .iter()
             .flat_map(|header| header.split(|b| *b == b';'))
             .find_map(|pair| {
                 let eq = pair.iter().position(|b| *b == b'=')?;
-                let key = std::str::from_utf8(&pair[..eq]).ok()?.trim();
+                let key = std::str::from_utf8(&pair[..eq]).ok()?.trim_matches(wsp);
                 if key != name || key.is_empty() {
                     return None;
                 }
-                Some(std::str::from_utf8(&pair[eq + 1..]).ok()?.trim().to_owned())
+                let value = std::str::from_utf8(&pair[eq + 1..]).ok()?;
+                Some(value.trim_matches(wsp).to_owned())
             })
     }
 
@@ -409,6 +446,18 @@ mod tests {
         let cx = with_cookies(&[b"junk=\xff; theme=\"dark\" ".to_vec()]);
         assert_eq!(cx.cookie("theme"), Some("\"dark\""));
         assert_eq!(cx.cookie("junk"), None);
+        // Spaces and tabs are trimmed (RFC 6265), other whitespace is not.
+        let cx = with_cookies(&["a\u{a0}=1; \tb\t= 2\t; c=\u{a0}3\u{a0}".as_bytes().to_vec()]);
+        assert_eq!(cx.cookie("a"), None);
+        assert_eq!(cx.cookie("a\u{a0}"), Some("1"));
+        assert_eq!(cx.cookie("b"), Some("2"));
+        assert_eq!(cx.cookie("c"), Some("\u{a0}3\u{a0}"));
+        // Names no pair can have.
+        let cx = with_cookies(&[b"a=b=c; =d".to_vec()]);
+        assert_eq!(cx.cookie("a"), Some("b=c"));
+        assert_eq!(cx.cookie("a=b"), None);
+        assert_eq!(cx.cookie(" a"), None);
+        assert_eq!(cx.cookie(""), None);
     }
 
     proptest::proptest! {
@@ -458,12 +507,12 @@ mod tests {
         fn cookie_lookup_agrees_with_the_reference(
             headers in proptest::collection::vec(
                 proptest::collection::vec(
-                    proptest::sample::select(b"ab=; \"\xff\xc3\xa9".to_vec()),
+                    proptest::sample::select(b"ab=; \t\"\xff\xc3\xa9\xc2\xa0".to_vec()),
                     0..16,
                 ),
                 0..3,
             ),
-            name in "[ab]{0,2}",
+            name in "[ab= \t]{0,3}",
         ) {
             let cx = with_cookies(&headers);
             proptest::prop_assert_eq!(
