@@ -757,7 +757,7 @@ impl<C: DirectConnection> Core<C> {
         let Some(payload) = payload else {
             return Ok(None);
         };
-        match serde_json::from_slice::<SessionData>(&payload) {
+        match crate::store::session_from_json(&payload) {
             Ok(data) => Ok(Some(data)),
             Err(err) => {
                 // Never log a whole id: it is the bearer's credential.

@@ -381,7 +381,7 @@ impl Session {
                 return SessionData::new();
             }
         };
-        match serde_json::from_slice::<SessionData>(&json) {
+        match crate::store::session_from_json(&json) {
             Ok(data) => data,
             Err(error) => {
                 tracing::info!(cookie = %config.cookie_name, %error, "session cookie refused: not a JSON object of strings");

@@ -12,7 +12,10 @@
 
 use std::{collections::BTreeMap, future::Future, pin::Pin, time::Duration};
 
+mod json;
 mod memory;
+
+pub(crate) use self::json::session_from_json;
 
 pub use self::memory::MemoryStore;
 
