@@ -144,7 +144,13 @@ pub(crate) fn parse_cookie_value(value: &str) -> Option<(String, String)> {
     if value.len() > MAX_COOKIE_VALUE_LEN {
         return None;
     }
-    let (namespace, id) = value.rsplit_once(':')?;
+    // The id is the last ID_LEN bytes, so the last `:` can only be just before them: one
+    // byte to look at, not a backward search.
+    let colon = value.len().checked_sub(ID_LEN + 1)?;
+    if value.as_bytes()[colon] != b':' {
+        return None;
+    }
+    let (namespace, id) = (&value[..colon], &value[colon + 1..]);
     if !is_valid_id(id) {
         return None;
     }
@@ -565,6 +571,19 @@ mod tests {
             let encoded = encode_namespace(&namespace);
             prop_assert!(encoded.bytes().all(|b| is_plain(b) || b == b'%'));
             prop_assert_eq!(decode_namespace(&encoded), Some(namespace));
+        }
+
+        #[test]
+        fn parse_splits_at_the_last_colon(
+            head in "[a:é%3A]{0,6}",
+            sep in prop::sample::select(vec![":", "", "é", "::", "a"]),
+            id in "[0-9a-f]{63,65}|[0-9a-f]{30}:[0-9a-f]{33}",
+        ) {
+            let value = format!("{head}{sep}{id}");
+            let reference = value.rsplit_once(':').and_then(|(namespace, id)| {
+                is_valid_id(id).then(|| decode_namespace(namespace).map(|ns| (ns, id.to_owned())))?
+            });
+            prop_assert_eq!(parse_cookie_value(&value), reference);
         }
 
         #[test]
