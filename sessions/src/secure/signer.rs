@@ -336,27 +336,14 @@ fn cannot_save_two_bytes(data: &[u8]) -> bool {
     }
     // A byte can be part of a match only if a 3-byte sequence starting at it or at one
     // of the two bytes before it occurred earlier (a match's source is earlier and every
-    // match is at least 3 bytes). The other bytes are certainly literals. The sequences
-    // seen so far are kept in a small open-addressing set (at most half full).
-    let mut seen = [0u32; 2 * MAX_LEN];
+    // match is at least 3 bytes). The other bytes are certainly literals.
     let mut maybe_matched = [false; MAX_LEN];
-    for (start, window) in data.windows(3).enumerate() {
-        // Never 0, which marks an empty slot.
-        let trigram = u32::from_be_bytes([1, window[0], window[1], window[2]]);
-        let mut slot = (trigram.wrapping_mul(0x9E37_79B1) >> 23) as usize;
-        loop {
-            match seen[slot] {
-                0 => {
-                    seen[slot] = trigram;
-                    break;
-                }
-                earlier if earlier == trigram => {
-                    maybe_matched[start..start + 3].fill(true);
-                    break;
-                }
-                _ => slot = (slot + 1) % seen.len(),
-            }
-        }
+    // A typical session is a few dozen bytes: a set of 128 slots (512 bytes to clear, not
+    // 2 KiB) keeps it at most half full.
+    if n <= 64 {
+        mark_repeated_trigrams::<128>(data, &mut maybe_matched);
+    } else {
+        mark_repeated_trigrams::<{ 2 * MAX_LEN }>(data, &mut maybe_matched);
     }
     let mut counts = [0u16; 256];
     // The distinct literal bytes, so that the sum below runs over those only.
@@ -414,6 +401,34 @@ fn cannot_save_two_bytes(data: &[u8]) -> bool {
     }
     let header_bits = 29 + min_code_length_bits(certain, optional);
     stream_len(header_bits + data_bits) + 1 >= n
+}
+
+/// Marks the three bytes of each 3-byte sequence of `data` that occurred earlier in it.
+///
+/// The sequences seen so far are kept in an open-addressing set of `SLOTS` (a power of two,
+/// at least twice `data.len()`, so at most half full).
+fn mark_repeated_trigrams<const SLOTS: usize>(data: &[u8], maybe_matched: &mut [bool]) {
+    debug_assert!(SLOTS.is_power_of_two() && SLOTS >= 2 * data.len());
+    let mut seen = [0u32; SLOTS];
+    for (start, window) in data.windows(3).enumerate() {
+        // Never 0, which marks an empty slot.
+        let trigram = u32::from_be_bytes([1, window[0], window[1], window[2]]);
+        let mut slot =
+            (trigram.wrapping_mul(0x9E37_79B1) >> (32 - SLOTS.trailing_zeros())) as usize;
+        loop {
+            match seen[slot] {
+                0 => {
+                    seen[slot] = trigram;
+                    break;
+                }
+                earlier if earlier == trigram => {
+                    maybe_matched[start..start + 3].fill(true);
+                    break;
+                }
+                _ => slot = (slot + 1) % SLOTS,
+            }
+        }
+    }
 }
 
 /// The fewest bits a dynamic-Huffman header can spend on the code lengths of the
