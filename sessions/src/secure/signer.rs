@@ -432,19 +432,19 @@ fn mark_repeated_trigrams<const SLOTS: usize>(data: &[u8], maybe_matched: &mut [
 }
 
 /// The fewest bits a dynamic-Huffman header can spend on the code lengths of the
-/// literal/length alphabet's first 257 symbols (the bytes and end-of-block), plus one for
-/// the distance code lengths, as zlib writes them; rounded down.
+/// literal/length alphabet's first 257 symbols (the bytes and end-of-block), plus half a
+/// bit for the distance code lengths, as zlib writes them; rounded down. `certain` and
+/// `optional` are sets of bytes, as bit masks.
 ///
 /// zlib gives a code length to exactly the symbols the block uses: every byte in
-/// `certain` (a count above zero), end-of-block, and any of `optional` that it emits as a
-/// literal. The lengths are sent in symbol order with the code-length code, whose every
+/// `certain`, end-of-block, and any of `optional` that it emits as a literal. The lengths are sent in symbol order with the code-length code, whose every
 /// symbol takes at least one bit: a length (`1..=15`) or zero (`0`), or a repeat of the
 /// previous length 3-6 times (`16`, 2 more bits), or 3-10 or 11-138 zeros (`17`, `18`, 3
 /// or 7 more bits). So each run of used symbols costs at least 1 bit (its first length
 /// cannot be a repeat of a zero) and half a bit more per symbol after the first (a
 /// repeat is 3 bits for up to 6), and each run of `z` zeros at least `min(z, 3)`. The
-/// optional bytes are chosen, by dynamic programming over the 257 symbols, to make the
-/// total smallest.
+/// optional bytes are chosen, by dynamic programming over the used and optional symbols
+/// (a stretch of other symbols is one run of zeros), to make the total smallest.
 fn min_code_length_bits(certain: [u64; 4], optional: [u64; 4]) -> usize {
     // In half bits, the cheapest total so far: ending with a used symbol, ending with 1, 2,
     // or 3 or more zeros, and before the first symbol (`start`).
