@@ -8,8 +8,8 @@
 //! - a last character whose unused low bits are not zero (`AB` for `AA`).
 //!
 //! Every token is decoded on every request that carries one, so this is written for
-//! short inputs: a table lookup per character, one validity check per group of four, no
-//! zeroed buffer.
+//! short inputs: a table lookup per character, one validity check per group of four, and
+//! no zeroed allocation (`calloc`) for the output.
 
 /// The 64 characters, by value.
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -1,5 +1,5 @@
-//! Reading a session's JSON: an object of strings, as every store and the signed cookie
-//! keep it.
+//! Reading a session's JSON: an object of strings, as the signed cookie and the Redis
+//! store keep it.
 //!
 //! Sessions are written compactly (`{"user_id":"alice"}`), by this crate and by uapi alike
 //! (itsdangerous' `separators=(",", ":")`), and their strings rarely need an escape. That
