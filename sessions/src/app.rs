@@ -17,12 +17,13 @@ use std::{
 use http::{header, Method, Request, StatusCode};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::conn::auto,
 };
 use tokio::net::TcpListener;
 
 use crate::{
     body::BoxError,
+    drain::Drain,
     handler::{Call, Handler, HandlerInfo},
     inject::{Problem, Registry, Resolver},
     routing::{self, Match, Router},
@@ -467,7 +468,7 @@ impl AppService {
         // request that awaits a store), and a login whose client went away completes instead
         // of being dropped halfway.
         builder.http1().half_close(true);
-        let graceful = GracefulShutdown::new();
+        let drain = Drain::default();
         let mut signal = std::pin::pin!(signal);
         loop {
             tokio::select! {
@@ -484,7 +485,7 @@ impl AppService {
                     let connection = builder
                         .serve_connection_with_upgrades(TokioIo::new(stream), self.clone())
                         .into_owned();
-                    let connection = graceful.watch(connection);
+                    let connection = drain.watch(connection);
                     tokio::spawn(async move {
                         if let Err(error) = connection.await {
                             tracing::debug!(%error, "connection ended with an error");
@@ -495,10 +496,7 @@ impl AppService {
             }
         }
         drop(listener);
-        if tokio::time::timeout(GRACE, graceful.shutdown())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(GRACE, drain.shutdown()).await.is_err() {
             tracing::warn!("connections still open after the grace period; closing");
         }
         Ok(())

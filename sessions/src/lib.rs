@@ -39,6 +39,7 @@
 mod app;
 mod body;
 mod cookies;
+mod drain;
 mod error;
 mod handler;
 pub mod inject;

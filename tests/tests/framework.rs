@@ -523,6 +523,113 @@ async fn graceful_shutdown_stops_the_server() {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
+/// A handler that tells the test it started, then waits for the test to let it finish.
+#[derive(Default)]
+struct Gate {
+    entered: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+#[handler]
+async fn gated(gate: State<std::sync::Arc<Gate>>) -> &'static str {
+    gate.0.entered.notify_one();
+    gate.0.release.notified().await;
+    "finished"
+}
+
+/// Serves `app` on a free port; returns the address, the stop switch and the server task.
+async fn serve(
+    app: App,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = app.build().unwrap();
+    let task = tokio::spawn(service.serve_with_shutdown(listener, async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop, task)
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_the_request_in_flight() {
+    let gate = std::sync::Arc::new(Gate::default());
+    let mut app = App::new();
+    app.add_state(gate.clone()).get("/gated", gated);
+    let (addr, stop, task) = serve(app).await;
+    let client = sessions_tests::TestClient::connect(addr);
+    let request = tokio::spawn(async move { client.get("/gated").send().await });
+    gate.entered.notified().await;
+    stop.send(()).unwrap();
+    // The server waits for the handler: it has not stopped while the request is in flight.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        !task.is_finished(),
+        "the server stopped with a request in flight"
+    );
+    gate.release.notify_one();
+    let response = request.await.unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.body, "finished");
+    tokio::time::timeout(std::time::Duration::from_secs(5), task)
+        .await
+        .expect("the server stops once the request is answered")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn graceful_shutdown_closes_idle_keep_alive_connections_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, stop, task) = serve(app()).await;
+    // Two kept-alive connections, each idle after one answered request.
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /?name=idle HTTP/1.1\r\nhost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        while !answer.ends_with(b"hello, idle") {
+            let mut chunk = [0; 512];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(
+                n > 0,
+                "closed before answering: {:?}",
+                String::from_utf8_lossy(&answer)
+            );
+            answer.extend_from_slice(&chunk[..n]);
+        }
+        idle.push(stream);
+    }
+    stop.send(()).unwrap();
+    // Well within the 10 s grace period: idle connections do not hold the shutdown up.
+    tokio::time::timeout(std::time::Duration::from_secs(5), task)
+        .await
+        .expect("the server stops without waiting for idle connections")
+        .unwrap()
+        .unwrap();
+    for mut stream in idle {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut rest),
+        )
+        .await
+        .expect("the server closes the idle connection");
+        assert!(
+            read.is_ok_and(|n| n == 0),
+            "{:?}",
+            String::from_utf8_lossy(&rest)
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_app_is_a_tower_service() {
     use tower_like::call;
