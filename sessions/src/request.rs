@@ -9,7 +9,7 @@ use std::{
 use cookie::Cookie;
 use http::{header, request::Parts, Extensions, HeaderMap, HeaderValue, Method, Uri, Version};
 
-use crate::{Body, Response};
+use crate::{cookies::SetCookieTemplate, Body, Response};
 
 /// One request, as providers see it while they inject a handler's parameters.
 ///
@@ -213,19 +213,47 @@ fn trim_wsp(bytes: &[u8]) -> &[u8] {
 #[derive(Clone, Default)]
 pub struct ResponseCookies(Arc<Mutex<Vec<Queued>>>);
 
-/// A queued cookie, and its `Set-Cookie` value when the code that queued it already
-/// formatted it (a signed session checks its size that way): formatted once, not twice.
+/// A queued cookie: one built by the caller, or a session cookie's value with the template
+/// that turns it into a `Set-Cookie` value (no cookie is built for it, unless
+/// [`ResponseCookies::get`] asks).
 #[derive(Clone)]
-struct Queued {
-    cookie: Cookie<'static>,
-    formatted: Option<String>,
+enum Queued {
+    Cookie(Cookie<'static>),
+    Templated {
+        template: Arc<SetCookieTemplate>,
+        value: String,
+    },
+}
+
+impl Queued {
+    fn name(&self) -> &str {
+        match self {
+            Queued::Cookie(cookie) => cookie.name(),
+            Queued::Templated { template, .. } => template.name(),
+        }
+    }
+
+    /// Name, path and domain: a later cookie with the same replaces this one.
+    fn key(&self) -> (&str, Option<&str>, Option<&str>) {
+        match self {
+            Queued::Cookie(cookie) => (cookie.name(), cookie.path(), cookie.domain()),
+            Queued::Templated { template, .. } => {
+                let settings = template.settings();
+                (
+                    template.name(),
+                    settings.path.as_deref(),
+                    settings.domain.as_deref(),
+                )
+            }
+        }
+    }
 }
 
 impl fmt::Debug for ResponseCookies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let cookies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         f.debug_list()
-            .entries(cookies.iter().map(|queued| queued.cookie.name()))
+            .entries(cookies.iter().map(Queued::name))
             .finish()
     }
 }
@@ -234,30 +262,21 @@ impl ResponseCookies {
     /// Queues a cookie, replacing one queued earlier with the same name,
     /// path and domain (the browser would keep only the last one anyway).
     pub fn set(&self, cookie: Cookie<'static>) {
-        self.queue(Queued {
-            cookie,
-            formatted: None,
-        });
+        self.queue(Queued::Cookie(cookie));
     }
 
-    /// [`set`](Self::set), with `formatted`, the cookie's `to_string()`.
-    pub(crate) fn set_formatted(&self, cookie: Cookie<'static>, formatted: String) {
-        debug_assert_eq!(cookie.to_string(), formatted);
-        self.queue(Queued {
-            cookie,
-            formatted: Some(formatted),
+    /// [`set`](Self::set) for the cookie `template` makes of `value`.
+    pub(crate) fn set_templated(&self, template: &Arc<SetCookieTemplate>, value: String) {
+        self.queue(Queued::Templated {
+            template: Arc::clone(template),
+            value,
         });
     }
 
     fn queue(&self, queued: Queued) {
         let mut cookies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let cookie = &queued.cookie;
-        cookies.retain(|earlier| {
-            let earlier = &earlier.cookie;
-            earlier.name() != cookie.name()
-                || earlier.path() != cookie.path()
-                || earlier.domain() != cookie.domain()
-        });
+        let key = queued.key();
+        cookies.retain(|earlier| earlier.key() != key);
         cookies.push(queued);
     }
 
@@ -267,23 +286,26 @@ impl ResponseCookies {
         cookies
             .iter()
             .rev()
-            .find(|queued| queued.cookie.name() == name)
-            .map(|queued| queued.cookie.clone())
+            .find(|queued| queued.name() == name)
+            .map(|queued| match queued {
+                Queued::Cookie(cookie) => cookie.clone(),
+                Queued::Templated { template, value } => template.cookie(value),
+            })
     }
 
     fn write_to(&self, headers: &mut HeaderMap) {
-        let mut cookies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        for queued in cookies.iter_mut() {
-            let formatted = queued
-                .formatted
-                .take()
-                .unwrap_or_else(|| format_set_cookie(&queued.cookie));
+        let cookies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for queued in cookies.iter() {
+            let formatted = match queued {
+                Queued::Cookie(cookie) => format_set_cookie(cookie),
+                Queued::Templated { template, value } => template.format(value),
+            };
             match HeaderValue::try_from(formatted) {
                 Ok(value) => {
                     headers.append(header::SET_COOKIE, value);
                 }
                 Err(_) => tracing::error!(
-                    name = queued.cookie.name(),
+                    name = queued.name(),
                     "a queued cookie is not a valid header value"
                 ),
             }
@@ -382,6 +404,42 @@ mod tests {
         form_urlencoded::parse(query.as_bytes())
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.into_owned())
+    }
+
+    #[test]
+    fn a_templated_cookie_and_a_built_one_replace_each_other() {
+        let settings = crate::CookieSettings {
+            path: Some("/app".into()),
+            ..crate::CookieSettings::default()
+        };
+        let template = Arc::new(SetCookieTemplate::new(&settings, "session"));
+        let cookies = ResponseCookies::default();
+        cookies.set_templated(&template, "token".into());
+        assert_eq!(
+            cookies.get("session"),
+            Some(settings.cookie("session", "token".into()))
+        );
+        // Same name, path and domain: the removal replaces the session cookie.
+        cookies.set(settings.removal("session"));
+        // Another path: kept beside it.
+        cookies.set(crate::CookieSettings::default().cookie("session", "other".into()));
+        cookies.set_templated(&template, "newer".into());
+        let mut headers = HeaderMap::new();
+        cookies.write_to(&mut headers);
+        let written: Vec<_> = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|value| value.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            written,
+            [
+                "session=other; HttpOnly; SameSite=Lax; Secure",
+                "session=newer; HttpOnly; SameSite=Lax; Secure; Path=/app",
+            ]
+        );
+        // Still there after the response took its copy.
+        assert_eq!(cookies.get("session").unwrap().value(), "newer");
     }
 
     fn context(query: &str) -> RequestContext {

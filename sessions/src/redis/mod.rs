@@ -33,6 +33,7 @@ pub use self::keys::KeyLayout;
 #[cfg(feature = "redis")]
 pub use self::store::RedisStore;
 use crate::{
+    cookies::SetCookieTemplate,
     inject::{unconfigured_session, Inject, Param, Provider, ResolveError, Resolver},
     store::{SaveOp, SaveOutcome, SessionData, SessionStore, StoreError},
     App, CookieSettings, Rejection, ResponseCookies,
@@ -101,6 +102,8 @@ struct Inner {
     store: Box<dyn SessionStore>,
     cookie_name: String,
     settings: CookieSettings,
+    /// The session cookie's `Set-Cookie` value, but for the `namespace:id` value.
+    set_cookie: Arc<SetCookieTemplate>,
     max_age: Duration,
 }
 
@@ -198,6 +201,10 @@ pub fn configure_async_sessions(
     let handle = AsyncRedisSessionStore {
         inner: Arc::new(Inner {
             store: Box::new(store),
+            set_cookie: Arc::new(SetCookieTemplate::new(
+                &config.cookie_settings,
+                &config.cookie_name,
+            )),
             cookie_name: config.cookie_name,
             settings: config.cookie_settings,
             max_age: config.max_age,
@@ -361,11 +368,8 @@ impl AsyncSession {
                         max_age: inner.max_age,
                     })
                     .await?;
-                self.cookies.set(
-                    inner
-                        .settings
-                        .cookie(&inner.cookie_name, keys::cookie_value(&namespace, &id)),
-                );
+                self.cookies
+                    .set_templated(&inner.set_cookie, keys::cookie_value(&namespace, &id));
                 self.namespace = namespace;
                 self.id = Some(id);
             }

@@ -15,6 +15,7 @@ use std::{
 pub use self::signer::Digest;
 use self::signer::Signer;
 use crate::{
+    cookies::SetCookieTemplate,
     inject::{unconfigured_session, Inject, Param, Provider, ResolveError, Resolver},
     store::SessionData,
     App, CookieSettings, Error, RequestContext, ResponseCookies,
@@ -163,6 +164,8 @@ struct Secure {
     signer: Signer,
     cookie_name: String,
     settings: CookieSettings,
+    /// The session cookie's `Set-Cookie` value, but for the token.
+    set_cookie: Arc<SetCookieTemplate>,
     max_age: u64,
 }
 
@@ -258,6 +261,10 @@ pub fn configure_secure_sessions(app: &mut App, config: SecureSessionConfig) {
                 &config.secret_key,
                 &fallbacks,
             ),
+            set_cookie: Arc::new(SetCookieTemplate::new(
+                &config.settings,
+                &config.cookie_name,
+            )),
             cookie_name: config.cookie_name,
             settings: config.settings,
             max_age: config.max_age.as_secs(),
@@ -344,9 +351,7 @@ impl Session {
         }
         let json = serde_json::to_vec(&self.data)?;
         let token = self.config.signer.sign(&json, now());
-        let cookie = self.config.settings.cookie(&self.config.cookie_name, token);
-        let formatted = crate::request::format_set_cookie(&cookie);
-        let size = formatted.len();
+        let size = self.config.set_cookie.len(token.len());
         if size > MAX_COOKIE_SIZE {
             return Err(Error::CookieTooLarge {
                 name: self.config.cookie_name.clone(),
@@ -354,7 +359,7 @@ impl Session {
                 limit: MAX_COOKIE_SIZE,
             });
         }
-        self.cookies.set_formatted(cookie, formatted);
+        self.cookies.set_templated(&self.config.set_cookie, token);
         Ok(())
     }
 
