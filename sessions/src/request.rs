@@ -382,15 +382,37 @@ pub(crate) fn format_set_cookie(cookie: &Cookie<'_>) -> String {
 /// decode the whole query. Splits as `application/x-www-form-urlencoded` does: on `&`, empty
 /// pieces skipped, the name ending at the first `=`.
 fn find_plain_query_value<'q>(query: &'q str, name: &str) -> Option<Option<&'q str>> {
-    let plain = |s: &str| !s.bytes().any(|b| b == b'%' || b == b'+');
-    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if !plain(key) {
-            return None;
+    // One pass over the bytes, pair by pair; `&`, `=`, `%` and `+` are ASCII, so every
+    // slice below starts and ends on a character boundary. (`split` and `split_once` cost
+    // 348 instructions for `username=bench` in callgrind; this, 219.)
+    let bytes = query.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() {
+        let mut end = start;
+        let mut equals = None;
+        let mut key_plain = true;
+        let mut value_plain = true;
+        while let Some(&b) = bytes.get(end) {
+            match b {
+                b'&' => break,
+                b'=' if equals.is_none() => equals = Some(end),
+                b'%' | b'+' if equals.is_none() => key_plain = false,
+                b'%' | b'+' => value_plain = false,
+                _ => {}
+            }
+            end += 1;
         }
-        if key == name {
-            return plain(value).then_some(Some(value));
+        if end > start {
+            if !key_plain {
+                return None;
+            }
+            let key_end = equals.unwrap_or(end);
+            if &query[start..key_end] == name {
+                let value = equals.map_or("", |equals| &query[equals + 1..end]);
+                return value_plain.then_some(Some(value));
+            }
         }
+        start = end + 1;
     }
     Some(None)
 }
