@@ -35,7 +35,8 @@ pub(crate) struct NotBase64Url;
 
 /// The length of `len` bytes once encoded.
 pub(crate) const fn encoded_len(len: usize) -> usize {
-    len / 3 * 4 + [0, 2, 3][len % 3]
+    // A rest of 1 byte takes 2 characters, of 2 bytes 3: 4 * rest / 3, rounded up.
+    len / 3 * 4 + (len % 3 * 4).div_ceil(3)
 }
 
 /// The length `text_len` characters decode to, or `None` for a length no byte string
@@ -48,24 +49,24 @@ pub(crate) const fn decoded_len(text_len: usize) -> Option<usize> {
 }
 
 /// Appends the encoding of `bytes` to `out` (which stays ASCII if it was).
+///
+/// Pushed four characters at a time into room reserved once, with no zeroing first.
 pub(crate) fn encode_into(bytes: &[u8], out: &mut Vec<u8>) {
-    let start = out.len();
-    out.resize(start + encoded_len(bytes.len()), 0);
+    out.reserve(encoded_len(bytes.len()));
     let char_at = |n: u32, shift: u32| ALPHABET[(n >> shift & 63) as usize];
     let mut groups = bytes.chunks_exact(3);
-    let mut texts = out[start..].chunks_exact_mut(4);
-    for (group, text) in (&mut groups).zip(&mut texts) {
+    for group in &mut groups {
         let n = u32::from(group[0]) << 16 | u32::from(group[1]) << 8 | u32::from(group[2]);
-        text.copy_from_slice(&[char_at(n, 18), char_at(n, 12), char_at(n, 6), char_at(n, 0)]);
+        out.extend_from_slice(&[char_at(n, 18), char_at(n, 12), char_at(n, 6), char_at(n, 0)]);
     }
-    match (groups.remainder(), texts.into_remainder()) {
-        (&[a], [x, y]) => {
+    match *groups.remainder() {
+        [a] => {
             let n = u32::from(a) << 16;
-            [*x, *y] = [char_at(n, 18), char_at(n, 12)];
+            out.extend_from_slice(&[char_at(n, 18), char_at(n, 12)]);
         }
-        (&[a, b], [x, y, z]) => {
+        [a, b] => {
             let n = u32::from(a) << 16 | u32::from(b) << 8;
-            [*x, *y, *z] = [char_at(n, 18), char_at(n, 12), char_at(n, 6)];
+            out.extend_from_slice(&[char_at(n, 18), char_at(n, 12), char_at(n, 6)]);
         }
         _ => {}
     }
