@@ -379,17 +379,20 @@ impl Session {
             tracing::info!(cookie = %config.cookie_name, len = value.len(), "session cookie refused: oversized");
             return SessionData::new();
         }
-        let json = match config.signer.verify(value, now(), Some(config.max_age)) {
-            Ok(json) => json,
+        let verified = config.signer.verify_with(
+            value,
+            now(),
+            Some(config.max_age),
+            crate::store::session_from_json,
+        );
+        match verified {
+            Ok(Ok(data)) => data,
+            Ok(Err(error)) => {
+                tracing::info!(cookie = %config.cookie_name, %error, "session cookie refused: not a JSON object of strings");
+                SessionData::new()
+            }
             Err(reason) => {
                 tracing::info!(cookie = %config.cookie_name, %reason, "session cookie refused");
-                return SessionData::new();
-            }
-        };
-        match crate::store::session_from_json(&json) {
-            Ok(data) => data,
-            Err(error) => {
-                tracing::info!(cookie = %config.cookie_name, %error, "session cookie refused: not a JSON object of strings");
                 SessionData::new()
             }
         }

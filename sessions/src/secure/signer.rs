@@ -45,6 +45,10 @@ pub enum Digest {
 /// cryptography.
 pub(crate) const MAX_TOKEN_LEN: usize = 8192;
 
+/// Payloads up to this many bytes are decoded on the stack by [`Signer::verify_with`]: a
+/// session of a few keys, compressed or not, is well under it.
+const STACK_PAYLOAD_LEN: usize = 512;
+
 /// Most bytes a compressed payload may inflate to; more is refused as a bad payload.
 const MAX_DECOMPRESSED_LEN: usize = 64 * 1024;
 
@@ -226,12 +230,26 @@ impl Signer {
     /// in `0..=m`: a timestamp in the future is refused, as itsdangerous refuses a
     /// negative age. The signature is checked (in constant time, against each key in
     /// turn) before the timestamp or the payload are looked at.
+    #[cfg(test)]
     pub(crate) fn verify(
         &self,
         token: &str,
         now: u64,
         max_age: Option<u64>,
     ) -> Result<Vec<u8>, BadToken> {
+        self.verify_with(token, now, max_age, <[u8]>::to_vec)
+    }
+
+    /// [`verify`](Self::verify), handing the JSON bytes to `read` instead of returning
+    /// them: a payload of up to [`STACK_PAYLOAD_LEN`] bytes is decoded on the stack, with no
+    /// allocation (a compressed one is inflated into a vector).
+    pub(crate) fn verify_with<R>(
+        &self,
+        token: &str,
+        now: u64,
+        max_age: Option<u64>,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, BadToken> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(BadToken::TooLong);
         }
@@ -266,12 +284,23 @@ impl Signer {
             Some(rest) => (rest, true),
             None => (payload, false),
         };
-        let payload =
-            b64::decode(payload).map_err(|_| BadToken::BadPayload("payload is not base64url"))?;
+        let not_base64 = |_| BadToken::BadPayload("payload is not base64url");
+        let mut on_stack = [0_u8; STACK_PAYLOAD_LEN];
+        let on_heap;
+        let payload = match b64::decode_into_slice(payload, &mut on_stack) {
+            Ok(len) => &on_stack[..len],
+            Err(_)
+                if b64::decoded_len(payload.len()).is_some_and(|len| len > STACK_PAYLOAD_LEN) =>
+            {
+                on_heap = b64::decode(payload).map_err(not_base64)?;
+                &on_heap[..]
+            }
+            Err(error) => return Err(not_base64(error)),
+        };
         if is_compressed {
-            decompress(&payload)
+            Ok(read(&decompress(payload)?))
         } else {
-            Ok(payload)
+            Ok(read(payload))
         }
     }
 }
@@ -1243,6 +1272,42 @@ mod tests {
             signer.verify(&"a".repeat(MAX_TOKEN_LEN + 1), 0, None),
             Err(BadToken::TooLong)
         );
+    }
+
+    #[test]
+    fn payloads_on_both_sides_of_the_stack_buffer_verify() {
+        let signer = Signer::new(Digest::Sha1, b"salt", b"current", &[]);
+        // Bytes that zlib cannot shorten, so that the payload is stored as it is.
+        let mut state = 0x2545_f491_u32;
+        let noise: Vec<u8> = (0..2000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        for len in [
+            0,
+            1,
+            STACK_PAYLOAD_LEN - 1,
+            STACK_PAYLOAD_LEN,
+            STACK_PAYLOAD_LEN + 1,
+            2000,
+        ] {
+            let json = &noise[..len];
+            let token = signer.sign(json, 1_000);
+            // A compressed payload starts with `.`; an empty one has nothing before it.
+            assert!(
+                len == 0 || !token.starts_with('.'),
+                "{len} bytes were compressed"
+            );
+            assert_eq!(
+                signer.verify(&token, 1_000, None).as_deref(),
+                Ok(json),
+                "{len}"
+            );
+        }
     }
 
     #[test]
