@@ -1,5 +1,10 @@
 //! Method + path routing on `matchit`, with `{name}` path parameters.
 
+use std::{
+    collections::HashMap,
+    hash::{BuildHasherDefault, Hasher},
+};
+
 use http::{HeaderValue, Method};
 
 /// The parameter names of a route pattern, in order: `/users/{id}/{*rest}`
@@ -41,8 +46,14 @@ struct Slot<E> {
 }
 
 /// The routing table: built once, read per request.
+///
+/// Patterns without parameters are also kept in a hash table, looked up first: matchit
+/// gives a static route priority over parameters anyway, and the table finds `/login` in
+/// about a third of matchit's instructions (callgrind: 155 for matchit's walk, plus the
+/// rest of the lookup).
 pub(crate) struct Router<E> {
     matcher: matchit::Router<usize>,
+    statics: HashMap<Box<str>, usize, BuildHasherDefault<Fnv1a>>,
     slots: Vec<Slot<E>>,
     patterns: Vec<String>,
 }
@@ -51,9 +62,35 @@ impl<E> Default for Router<E> {
     fn default() -> Self {
         Router {
             matcher: matchit::Router::new(),
+            statics: HashMap::default(),
             slots: Vec::new(),
             patterns: Vec::new(),
         }
+    }
+}
+
+/// FNV-1a, 64 bits: a few instructions per byte of a short path. The table is filled when
+/// the app is built and only read per request, so a request cannot choose colliding keys
+/// to make inserts slow (what SipHash, the default, defends against).
+#[derive(Default)]
+struct Fnv1a(u64);
+
+impl Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &byte in bytes {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
     }
 }
 
@@ -77,6 +114,9 @@ impl<E> Router<E> {
                     allow: HeaderValue::from_static(""),
                 });
                 self.patterns.push(path.to_owned());
+                if !path.contains(['{', '}']) {
+                    self.statics.insert(path.into(), index);
+                }
                 index
             }
         };
@@ -101,10 +141,14 @@ impl<E> Router<E> {
 
     /// Finds the endpoint for a request.
     pub(crate) fn find(&self, method: &Method, path: &str) -> Match<'_, E> {
-        let Ok(found) = self.matcher.at(path) else {
-            return Match::NotFound;
+        let (index, found) = match self.statics.get(path) {
+            Some(&index) => (index, None),
+            None => match self.matcher.at(path) {
+                Ok(found) => (*found.value, Some(found)),
+                Err(_) => return Match::NotFound,
+            },
         };
-        let slot = &self.slots[*found.value];
+        let slot = &self.slots[index];
         let endpoint = slot
             .endpoints
             .iter()
@@ -116,6 +160,9 @@ impl<E> Router<E> {
             });
         let Some((_, endpoint)) = endpoint else {
             return Match::MethodNotAllowed(&slot.allow);
+        };
+        let Some(found) = found else {
+            return Match::Found(endpoint, Vec::new());
         };
         let mut params = Vec::with_capacity(found.params.len());
         for (_, value) in found.params.iter() {
@@ -150,6 +197,50 @@ mod tests {
                 assert_eq!(params, ["a b"]);
             }
             other => panic!("expected a match, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_static_table_agrees_with_matchit() {
+        let patterns = [
+            "/",
+            "/login",
+            "/users/me",
+            "/users/{id}",
+            "/files/index",
+            "/files/{*path}",
+            "/a{{b}}",
+            "/x/{y}/z",
+        ];
+        let mut router = Router::default();
+        for (i, pattern) in patterns.iter().enumerate() {
+            router.insert(Method::GET, pattern, i).unwrap();
+        }
+        assert_eq!(router.statics.len(), 4, "only patterns without braces");
+        for path in [
+            "/",
+            "/login",
+            "/login/",
+            "/Login",
+            "/users/me",
+            "/users/you",
+            "/files/index",
+            "/files/a/b",
+            "/a{b}",
+            "/x/1/z",
+            "/nope",
+            "",
+        ] {
+            let by_matchit = router
+                .matcher
+                .at(path)
+                .ok()
+                .map(|found| router.slots[*found.value].endpoints[0].1);
+            let by_find = match router.find(&Method::GET, path) {
+                Match::Found(endpoint, _) => Some(*endpoint),
+                _ => None,
+            };
+            assert_eq!(by_find, by_matchit, "{path:?}");
         }
     }
 
