@@ -211,14 +211,44 @@ fn trim_wsp(bytes: &[u8]) -> &[u8] {
 /// The `Set-Cookie`s queued for one response. Cheap to clone: clones share
 /// the queue.
 #[derive(Clone, Default)]
-pub struct ResponseCookies(Arc<Mutex<Vec<Queued>>>);
+pub struct ResponseCookies(Arc<Mutex<Queue>>);
+
+/// The queue, in order. A response usually sets one cookie, kept inline: no second
+/// allocation (a vector's first, of four cookies) for it.
+#[derive(Default)]
+struct Queue {
+    first: Option<Queued>,
+    more: Vec<Queued>,
+}
+
+impl Queue {
+    fn iter(&self) -> impl DoubleEndedIterator<Item = &Queued> {
+        self.first.iter().chain(&self.more)
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Queued) -> bool) {
+        if self.first.as_ref().is_some_and(|first| !keep(first)) {
+            self.first = None;
+        }
+        self.more.retain(keep);
+    }
+
+    fn push(&mut self, queued: Queued) {
+        if self.first.is_none() && self.more.is_empty() {
+            self.first = Some(queued);
+        } else {
+            self.more.push(queued);
+        }
+    }
+}
 
 /// A queued cookie: one built by the caller, or a session cookie's value with the template
 /// that turns it into a `Set-Cookie` value (no cookie is built for it, unless
 /// [`ResponseCookies::get`] asks).
 #[derive(Clone)]
 enum Queued {
-    Cookie(Cookie<'static>),
+    /// Boxed: a cookie is large, a templated value small.
+    Cookie(Box<Cookie<'static>>),
     Templated {
         template: Arc<SetCookieTemplate>,
         value: String,
@@ -262,7 +292,7 @@ impl ResponseCookies {
     /// Queues a cookie, replacing one queued earlier with the same name,
     /// path and domain (the browser would keep only the last one anyway).
     pub fn set(&self, cookie: Cookie<'static>) {
-        self.queue(Queued::Cookie(cookie));
+        self.queue(Queued::Cookie(Box::new(cookie)));
     }
 
     /// [`set`](Self::set) for the cookie `template` makes of `value`.
@@ -283,14 +313,15 @@ impl ResponseCookies {
     /// The queued cookies, for tests and middleware.
     pub fn get(&self, name: &str) -> Option<Cookie<'static>> {
         let cookies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        cookies
+        let found = cookies
             .iter()
             .rev()
             .find(|queued| queued.name() == name)
             .map(|queued| match queued {
-                Queued::Cookie(cookie) => cookie.clone(),
+                Queued::Cookie(cookie) => Cookie::clone(cookie),
                 Queued::Templated { template, value } => template.cookie(value),
-            })
+            });
+        found
     }
 
     fn write_to(&self, headers: &mut HeaderMap) {
