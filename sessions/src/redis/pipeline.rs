@@ -790,7 +790,10 @@ impl Scanner {
             let Some(line_end) = find_crlf(&buf[at..]) else {
                 return Ok(None);
             };
-            let line = &buf[at + 1..at + line_end];
+            // A CRLF at the very start (no type byte) is no reply: not sliced, refused.
+            let line = buf
+                .get(at + 1..at + line_end)
+                .ok_or("a reply of an unknown type (not RESP2)")?;
             let mut next = at + line_end + 2;
             match kind {
                 b'+' | b'-' | b':' => {}
@@ -835,7 +838,9 @@ fn parse_reply(frame: &[u8]) -> RedisResult<Value> {
 fn parse_value(frame: &[u8], at: &mut usize) -> Result<Value, &'static str> {
     let kind = *frame.get(*at).ok_or("truncated")?;
     let line_len = find_crlf(&frame[*at..]).ok_or("truncated")?;
-    let line = &frame[*at + 1..*at + line_len];
+    let line = frame
+        .get(*at + 1..*at + line_len)
+        .ok_or("a reply of an unknown type (not RESP2)")?;
     *at += line_len + 2;
     match kind {
         b'+' if line == b"OK" => Ok(Value::Okay),
@@ -1008,5 +1013,9 @@ mod tests {
         assert!(frame_len(b"$x\r\n").is_err());
         assert!(frame_len(b"$2\r\nabcd\r\n").is_err());
         assert!(frame_len(b"*2\r\n:1\r\n!\r\n").is_err());
+        // No type byte before the CRLF: refused (this once panicked on a slice).
+        assert!(frame_len(b"\r\n").is_err());
+        assert!(frame_len(b"*1\r\n\r\n").is_err());
+        assert!(parse_value(b"\r\n", &mut 0).is_err());
     }
 }
