@@ -443,19 +443,26 @@ impl Link {
         self.wake_watch.notify_one();
     }
 
-    /// Hands parsed replies to the calls at the head of the queue.
-    fn deliver(&self, replies: &mut Vec<Value>) -> Result<(), &'static str> {
+    /// Hands parsed replies to the calls at the head of the queue. A reply marked clean
+    /// holds no error (this crate's parser read it, and it reads none), so redis-rs's
+    /// `extract_error`, which rebuilds every array, is not needed on it.
+    fn deliver(&self, replies: &mut Vec<(Value, bool)>) -> Result<(), &'static str> {
         let mut state = lock(&self.state);
         if !replies.is_empty() {
             state.last_progress = Some(Instant::now());
         }
         // A caller may have given up (timeout): its reply is dropped.
-        for value in replies.drain(..) {
+        for (value, clean) in replies.drain(..) {
             let Some(front) = state.in_flight.front_mut() else {
                 return Err("a reply arrived for no command");
             };
+            let value = if clean {
+                Ok(value)
+            } else {
+                value.extract_error()
+            };
             let answer = match &mut front.pending {
-                Pending::One(_) => Some(value.extract_error()),
+                Pending::One(_) => Some(value),
                 Pending::Many {
                     skip,
                     keep,
@@ -464,7 +471,7 @@ impl Link {
                     error,
                     ..
                 } => {
-                    let value = value.extract_error().unwrap_or_else(|err| {
+                    let value = value.unwrap_or_else(|err| {
                         error.get_or_insert(err);
                         Value::Nil
                     });
@@ -690,10 +697,21 @@ async fn read_loop(link: Arc<Link>, mut reader: impl AsyncRead + Unpin) {
         // the buffer into a shared one, reallocated at the next read.
         let mut at = 0;
         loop {
+            // A whole reply is read in one pass. One that is not all here yet (or holds an
+            // error, which redis-rs reads) goes to the scanner, which finds its end across
+            // reads without starting over at each.
+            if scanner.is_idle() {
+                let mut end = 0;
+                if let Ok(value) = parse_value(&buf[at..], &mut end) {
+                    replies.push((value, true));
+                    at += end;
+                    continue;
+                }
+            }
             match scanner.scan(&buf[at..]) {
                 Ok(Some(len)) => {
-                    match parse_reply(&buf[at..at + len]) {
-                        Ok(value) => replies.push(value),
+                    match parse_reply_marked(&buf[at..at + len]) {
+                        Ok(reply) => replies.push(reply),
                         Err(err) => {
                             link.fail(&format!("unreadable reply: {err}"));
                             return;
@@ -724,16 +742,29 @@ pub(crate) fn write_command(out: &mut Vec<u8>, args: &[&[u8]]) {
     // Room for the whole command at once (each length prefix takes at most 24 bytes), so
     // that the pieces below never grow the buffer.
     out.reserve(24 + args.iter().map(|arg| arg.len() + 24).sum::<usize>());
-    let mut digits = itoa::Buffer::new();
-    out.push(b'*');
-    out.extend_from_slice(digits.format(args.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
+    write_len(out, b'*', args.len());
     for arg in args {
-        out.push(b'$');
-        out.extend_from_slice(digits.format(arg.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
+        write_len(out, b'$', arg.len());
         out.extend_from_slice(arg);
         out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// `*` or `$`, a length and CRLF. Lengths under 100 (almost all of them: arguments are
+/// keys, ids, TTLs and small sessions) are written as one fixed-size piece, which the
+/// compiler copies inline; a call to `memcpy` per piece cost more than the copying.
+fn write_len(out: &mut Vec<u8>, kind: u8, len: usize) {
+    // Both casts are of a digit, below 10.
+    #[allow(clippy::cast_possible_truncation)]
+    let digit = |n: usize| b'0' + (n % 10) as u8;
+    match len {
+        0..10 => out.extend_from_slice(&[kind, digit(len), b'\r', b'\n']),
+        10..100 => out.extend_from_slice(&[kind, digit(len / 10), digit(len), b'\r', b'\n']),
+        _ => {
+            out.push(kind);
+            out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
     }
 }
 
@@ -766,6 +797,11 @@ impl Default for Scanner {
 }
 
 impl Scanner {
+    /// Whether no reply is half scanned.
+    fn is_idle(&self) -> bool {
+        self.at == 0 && self.remaining == 1 && self.open_arrays.is_empty()
+    }
+
     /// Scans on from where the last call stopped, `buf` starting where the reply starts.
     /// `Some(len)` when the reply is whole; the scanner is then ready for the next reply.
     fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, &'static str> {
@@ -828,13 +864,22 @@ impl Scanner {
 /// through redis-rs's parser, which makes its `ServerError`s (they are rare), as does anything
 /// this one cannot read (redis-rs then says what is wrong).
 fn parse_reply(frame: &[u8]) -> RedisResult<Value> {
+    parse_reply_marked(frame).map(|(value, _)| value)
+}
+
+/// [`parse_reply`], and whether the value is clean: read by this crate's parser, so holding
+/// no error.
+fn parse_reply_marked(frame: &[u8]) -> RedisResult<(Value, bool)> {
     let mut at = 0;
     match parse_value(frame, &mut at) {
-        Ok(value) => Ok(value),
-        Err(_) => redis::parse_redis_value(frame),
+        Ok(value) => Ok((value, true)),
+        Err(_) => redis::parse_redis_value(frame).map(|value| (value, false)),
     }
 }
 
+/// Parses the reply at `at` in `frame` and moves `at` past it. Bytes that stop short of a
+/// whole reply are an error, as are error replies (which redis-rs reads): the read loop then
+/// hands the reply to the [`Scanner`].
 fn parse_value(frame: &[u8], at: &mut usize) -> Result<Value, &'static str> {
     let kind = *frame.get(*at).ok_or("truncated")?;
     let line_len = find_crlf(&frame[*at..]).ok_or("truncated")?;
@@ -850,24 +895,24 @@ fn parse_value(frame: &[u8], at: &mut usize) -> Result<Value, &'static str> {
         b'+' => Ok(Value::SimpleString(
             String::from_utf8(line.to_vec()).map_err(|_| "a status that is not UTF-8")?,
         )),
-        b':' => std::str::from_utf8(line)
-            .ok()
-            .and_then(|digits| digits.parse().ok())
-            .map(Value::Int)
-            .ok_or("a malformed integer"),
+        b':' => parse_int(line).map(Value::Int).ok_or("a malformed integer"),
         b'$' => match parse_len(line)? {
             None => Ok(Value::Nil),
             Some(len) => {
-                let bytes = frame.get(*at..*at + len).ok_or("truncated")?.to_vec();
-                *at += len + 2;
-                Ok(Value::BulkString(bytes))
+                let end = at.checked_add(len).ok_or("a malformed length")?;
+                let bytes = frame.get(*at..end).ok_or("truncated")?;
+                if frame.get(end..end + 2) != Some(b"\r\n") {
+                    return Err("truncated, or a bulk string without its CRLF");
+                }
+                *at = end + 2;
+                Ok(Value::BulkString(bytes.to_vec()))
             }
         },
         b'*' => match parse_len(line)? {
             None => Ok(Value::Nil),
             Some(count) => {
-                // At most what the frame can hold: one byte per element is not even possible.
-                let mut items = Vec::with_capacity(count.min(frame.len()));
+                // At most what the bytes at hand can hold: an element takes three at least.
+                let mut items = Vec::with_capacity(count.min((frame.len() - *at) / 3));
                 for _ in 0..count {
                     items.push(parse_value(frame, at)?);
                 }
@@ -879,8 +924,17 @@ fn parse_value(frame: &[u8], at: &mut usize) -> Result<Value, &'static str> {
     }
 }
 
+/// Where the first `\r\n` of `buf` starts. A reply's lines are short: a loop for `\r`,
+/// then a look at the byte after it (pairs of bytes compared in turn cost twice as much).
 fn find_crlf(buf: &[u8]) -> Option<usize> {
-    buf.windows(2).position(|pair| pair == b"\r\n")
+    let mut from = 0;
+    loop {
+        let cr = from + buf[from..].iter().position(|&b| b == b'\r')?;
+        if buf.get(cr + 1) == Some(&b'\n') {
+            return Some(cr);
+        }
+        from = cr + 1;
+    }
 }
 
 /// A length of a bulk string or array: `None` for -1 (nil).
@@ -888,11 +942,33 @@ fn parse_len(line: &[u8]) -> Result<Option<usize>, &'static str> {
     if line == b"-1" {
         return Ok(None);
     }
-    std::str::from_utf8(line)
-        .ok()
-        .and_then(|digits| digits.parse::<usize>().ok())
+    parse_digits(line)
+        .and_then(|n| usize::try_from(n).ok())
         .map(Some)
         .ok_or("a malformed length")
+}
+
+/// Decimal digits, at least one, as a number; `None` on anything else or on overflow. By
+/// hand: `str::parse` after a UTF-8 check cost several times as much on these short lines.
+fn parse_digits(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0_u64, |n, &digit| {
+        let value = digit.wrapping_sub(b'0');
+        if value > 9 {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(value))
+    })
+}
+
+/// A RESP integer: digits with an optional `-`.
+fn parse_int(line: &[u8]) -> Option<i64> {
+    match line.split_first() {
+        Some((b'-', digits)) => 0_i64.checked_sub_unsigned(parse_digits(digits)?),
+        _ => i64::try_from(parse_digits(line)?).ok(),
+    }
 }
 
 impl ConnectionLike for AutoPipeline {
@@ -956,6 +1032,16 @@ mod tests {
             assert_eq!(frame_len(&joined), Ok(Some(reply.len())), "{reply:?}");
             for cut in 0..reply.len() {
                 assert_eq!(frame_len(&reply[..cut]), Ok(None), "{reply:?} cut at {cut}");
+                // The one-pass parser never reads a cut reply as a whole one.
+                assert!(
+                    parse_value(&reply[..cut], &mut 0).is_err(),
+                    "{reply:?} cut at {cut}"
+                );
+            }
+            // And it stops where the scanner says the reply ends.
+            let mut end = 0;
+            if parse_value(&joined, &mut end).is_ok() {
+                assert_eq!(end, reply.len(), "{reply:?}");
             }
             // Ours reads `+QUEUED` as `Okay` (no allocation); otherwise the same values.
             fn queued_as_okay(value: Value) -> Value {
@@ -987,6 +1073,78 @@ mod tests {
             .arg(1000)
             .get_packed_command();
         assert_eq!(ours, theirs);
+    }
+
+    proptest::proptest! {
+        /// Any arguments, with lengths on both sides of each written form's limits.
+        #[test]
+        fn write_command_agrees_with_redis_rs(
+            args in proptest::collection::vec(
+                proptest::collection::vec(proptest::num::u8::ANY, 0..150),
+                1..12,
+            ),
+        ) {
+            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            let mut ours = Vec::new();
+            write_command(&mut ours, &args);
+            // redis-rs packs a command's name as an argument like the others.
+            let mut theirs = redis::Cmd::new();
+            for arg in &args {
+                theirs.arg(*arg);
+            }
+            proptest::prop_assert_eq!(ours, theirs.get_packed_command());
+        }
+
+        /// Integers and lengths read by hand agree with `str::parse` (which also takes a
+        /// leading `+`, which RESP never sends).
+        #[test]
+        fn numbers_agree_with_str_parse(line in "-?[0-9]{0,21}|[0-9a -]{0,4}") {
+            let text = line.as_str();
+            proptest::prop_assert_eq!(parse_int(line.as_bytes()), text.parse::<i64>().ok());
+            let len = if text == "-1" { Ok(None) } else { text.parse::<usize>().map(Some).map_err(|_| ()) };
+            proptest::prop_assert_eq!(parse_len(line.as_bytes()).map_err(|_| ()), len);
+        }
+
+        /// On any bytes, the one-pass parser reads a reply only where the scanner finds a
+        /// whole one, ends where it ends, and reads what redis-rs reads.
+        #[test]
+        fn the_one_pass_parser_agrees_with_the_scanner(bytes in proptest::collection::vec(
+            proptest::sample::select(b"+-:$*0123\r\nab".to_vec()), 0..30,
+        )) {
+            // Neither panics on any bytes.
+            let scanned = frame_len(&bytes);
+            let mut end = 0;
+            if let Ok(value) = parse_value(&bytes, &mut end) {
+                proptest::prop_assert_eq!(scanned, Ok(Some(end)));
+                let theirs = redis::parse_redis_value(&bytes[..end]).ok();
+                let ours = match (value, &theirs) {
+                    (Value::Okay, Some(Value::SimpleString(s))) if s == "QUEUED" => theirs.clone(),
+                    (value, _) => Some(value),
+                };
+                proptest::prop_assert_eq!(ours, theirs);
+            }
+        }
+
+        /// The line end is the first CRLF, whatever comes before it.
+        #[test]
+        fn find_crlf_finds_the_first_crlf(bytes in proptest::collection::vec(
+            proptest::sample::select(b"ab\r\n".to_vec()), 0..12,
+        )) {
+            proptest::prop_assert_eq!(
+                find_crlf(&bytes),
+                bytes.windows(2).position(|pair| pair == b"\r\n")
+            );
+        }
+    }
+
+    #[test]
+    fn integer_limits_are_read() {
+        assert_eq!(parse_int(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_int(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_int(b"9223372036854775808"), None);
+        assert_eq!(parse_int(b"-9223372036854775809"), None);
+        assert_eq!(parse_int(b"-"), None);
+        assert_eq!(parse_int(b""), None);
     }
 
     #[test]
