@@ -1247,15 +1247,7 @@ mod tests {
     fn refuses_too_long_before_any_crypto() {
         let signer = Signer::new(Digest::Sha256, b"s", b"k", &[]);
         // Incompressible bytes, so that the token really is long.
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let json: Vec<u8> = (0..MAX_TOKEN_LEN)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state.to_le_bytes()[0]
-            })
-            .collect();
+        let json = incompressible(MAX_TOKEN_LEN);
         let token = signer.sign(&json, 0);
         assert!(!token.starts_with('.'));
         assert!(token.len() > MAX_TOKEN_LEN);
@@ -1274,19 +1266,24 @@ mod tests {
         );
     }
 
+    /// `len` pseudo-random bytes (xorshift64), which zlib cannot shorten.
+    fn incompressible(len: usize) -> Vec<u8> {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect()
+    }
+
     #[test]
     fn payloads_on_both_sides_of_the_stack_buffer_verify() {
         let signer = Signer::new(Digest::Sha1, b"salt", b"current", &[]);
         // Bytes that zlib cannot shorten, so that the payload is stored as it is.
-        let mut state = 0x2545_f491_u32;
-        let noise: Vec<u8> = (0..2000)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                state.to_le_bytes()[0]
-            })
-            .collect();
+        let noise = incompressible(2000);
         for len in [
             0,
             1,
