@@ -263,16 +263,18 @@ impl Queued {
         }
     }
 
-    /// Name, path and domain: a later cookie with the same replaces this one.
+    /// Name, path and domain: a later cookie with the same replaces this one. The domain is
+    /// compared as `Cookie::domain` gives it, without one leading `.`.
     fn key(&self) -> (&str, Option<&str>, Option<&str>) {
         match self {
             Queued::Cookie(cookie) => (cookie.name(), cookie.path(), cookie.domain()),
             Queued::Templated { template, .. } => {
                 let settings = template.settings();
+                let domain = settings.domain.as_deref();
                 (
                     template.name(),
                     settings.path.as_deref(),
-                    settings.domain.as_deref(),
+                    domain.map(|domain| domain.strip_prefix('.').unwrap_or(domain)),
                 )
             }
         }
@@ -463,6 +465,8 @@ mod tests {
     fn a_templated_cookie_and_a_built_one_replace_each_other() {
         let settings = crate::CookieSettings {
             path: Some("/app".into()),
+            // Compared without its leading dot, as the cookie crate gives it.
+            domain: Some(".example.com".into()),
             ..crate::CookieSettings::default()
         };
         let template = Arc::new(SetCookieTemplate::new(&settings, "session"));
@@ -488,7 +492,7 @@ mod tests {
             written,
             [
                 "session=other; HttpOnly; SameSite=Lax; Secure",
-                "session=newer; HttpOnly; SameSite=Lax; Secure; Path=/app",
+                "session=newer; HttpOnly; SameSite=Lax; Secure; Path=/app; Domain=example.com",
             ]
         );
         // Still there after the response took its copy.
