@@ -835,20 +835,25 @@ impl Scanner {
                 b'+' | b'-' | b':' => {}
                 b'$' => {
                     if let Some(len) = parse_len(line)? {
-                        if buf.len() < next + len + 2 {
+                        // Checked: a length near `usize::MAX` would wrap around.
+                        let end = next
+                            .checked_add(len)
+                            .and_then(|end| end.checked_add(2))
+                            .ok_or("a malformed length")?;
+                        if buf.len() < end {
                             return Ok(None);
                         }
-                        if &buf[next + len..next + len + 2] != b"\r\n" {
+                        if &buf[end - 2..end] != b"\r\n" {
                             return Err("a bulk string without its CRLF");
                         }
-                        next += len + 2;
+                        next = end;
                     }
                 }
                 b'*' => {
                     if let Some(count) = parse_len(line)? {
                         if count > 0 {
                             self.open_arrays.push(self.remaining - 1);
-                            self.remaining = count + 1;
+                            self.remaining = count.checked_add(1).ok_or("a malformed length")?;
                         }
                     }
                 }
@@ -901,7 +906,7 @@ fn parse_value(frame: &[u8], at: &mut usize) -> Result<Value, &'static str> {
             Some(len) => {
                 let end = at.checked_add(len).ok_or("a malformed length")?;
                 let bytes = frame.get(*at..end).ok_or("truncated")?;
-                if frame.get(end..end + 2) != Some(b"\r\n") {
+                if frame.get(end..end.saturating_add(2)) != Some(b"\r\n") {
                     return Err("truncated, or a bulk string without its CRLF");
                 }
                 *at = end + 2;
@@ -1171,6 +1176,16 @@ mod tests {
         assert!(frame_len(b"$x\r\n").is_err());
         assert!(frame_len(b"$2\r\nabcd\r\n").is_err());
         assert!(frame_len(b"*2\r\n:1\r\n!\r\n").is_err());
+        // Lengths near `usize::MAX`: refused or waited on, never an overflow.
+        for reply in [
+            &b"$18446744073709551612\r\nab\r\n"[..],
+            b"$18446744073709551615\r\n",
+            b"*18446744073709551615\r\n:1\r\n",
+            b"$99999999999999999999999\r\n",
+        ] {
+            assert_ne!(frame_len(reply), Ok(Some(reply.len())), "{reply:?}");
+            assert!(parse_value(reply, &mut 0).is_err(), "{reply:?}");
+        }
         // No type byte before the CRLF: refused (this once panicked on a slice).
         assert!(frame_len(b"\r\n").is_err());
         assert!(frame_len(b"*1\r\n\r\n").is_err());
