@@ -223,13 +223,7 @@ impl Signer {
         String::from_utf8(token).expect("a token is ASCII")
     }
 
-    /// Verifies `token` and returns its JSON bytes (decompressed when the token starts
-    /// with `.`).
-    ///
-    /// `now` is Unix seconds. With `max_age = Some(m)`, the age `now - timestamp` must be
-    /// in `0..=m`: a timestamp in the future is refused, as itsdangerous refuses a
-    /// negative age. The signature is checked (in constant time, against each key in
-    /// turn) before the timestamp or the payload are looked at.
+    /// [`verify_with`](Self::verify_with), returning the JSON bytes: for tests.
     #[cfg(test)]
     pub(crate) fn verify(
         &self,
@@ -240,9 +234,16 @@ impl Signer {
         self.verify_with(token, now, max_age, <[u8]>::to_vec)
     }
 
-    /// [`verify`](Self::verify), handing the JSON bytes to `read` instead of returning
-    /// them: a payload of up to [`STACK_PAYLOAD_LEN`] bytes is decoded on the stack, with no
-    /// allocation (a compressed one is inflated into a vector).
+    /// Verifies `token` and hands its JSON bytes (decompressed when the token starts with
+    /// `.`) to `read`, returning what `read` returns.
+    ///
+    /// `now` is Unix seconds. With `max_age = Some(m)`, the age `now - timestamp` must be
+    /// in `0..=m`: a timestamp in the future is refused, as itsdangerous refuses a
+    /// negative age. The signature is checked (in constant time, against each key in
+    /// turn) before the timestamp or the payload are looked at.
+    ///
+    /// A payload of up to [`STACK_PAYLOAD_LEN`] bytes is decoded on the stack, with no
+    /// allocation; a longer one on the heap; a compressed one is inflated into a vector.
     pub(crate) fn verify_with<R>(
         &self,
         token: &str,
