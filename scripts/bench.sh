@@ -38,7 +38,8 @@
 #                         another build of uapi_app (say, of the previous
 #                         commit) for a before/after in one run: add
 #                         baseline-cookie, baseline-memory, baseline-redis
-#                         to BENCH_SERVERS
+#                         to BENCH_SERVERS; the wall-clock table then ends
+#                         with this build against it, round by round
 #
 # Needs wrk, redis-server, redis-benchmark, redis-cli, curl and taskset; it
 # installs nothing. With the defaults a run takes about 8 minutes.
@@ -423,6 +424,20 @@ END {
             s = names[i] SUBSEP work[w]; b = best[class(names[i]) SUBSEP work[w]]
             if ((s in P) && b != "") printf "| %s %s: p99 ≤ best peer (%s) | %.2f× | - | %s |\n", names[i], W, nm(b), P[s] / P[b], (P[s] <= P[b]) ? "yes" : "**no**"
         }
+    }
+    # With baseline-* servers (BENCH_BASELINE_APP): this build against that one, round by
+    # round, so that a change is judged against the drift of the same rounds.
+    header = 0
+    for (w = 1; w <= nw; w++) for (i = 1; i <= ns; i++) {
+        if (names[i] !~ /^baseline-/) continue
+        b = names[i]; s = "sessions-" substr(b, length("baseline-") + 1)
+        if (!((s SUBSEP work[w]) in R) || !((b SUBSEP work[w]) in R)) continue
+        if (!header++) {
+            print "\nThis build against BENCH_BASELINE_APP, round by round (min / median / max):\n"
+            print "| workload | req/s ÷ baseline | server CPU/req ÷ baseline |"
+            print "|---|---|---|"
+        }
+        printf "| %s %s | %s | %s |\n", substr(b, length("baseline-") + 1), toupper(work[w]), spread(RR, s, b, work[w]), spread(CR, s, b, work[w])
     }
 }' "$results" >"$out.table"
 {
