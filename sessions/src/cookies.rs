@@ -131,11 +131,16 @@ pub(crate) struct SetCookieTemplate {
     name: String,
     /// Everything after the value: `; HttpOnly; SameSite=Lax; Max-Age=2678400`, say.
     attributes: String,
+    /// `Path` and `Domain` as the cookie gives them (`Cookie::domain` drops a leading `.`):
+    /// with the name, what a later cookie must match to replace this one.
+    path: Option<String>,
+    domain: Option<String>,
 }
 
 impl SetCookieTemplate {
     pub(crate) fn new(settings: &CookieSettings, name: &str) -> Self {
-        let empty = crate::request::format_set_cookie(&settings.cookie(name, String::new()));
+        let cookie = settings.cookie(name, String::new());
+        let empty = crate::request::format_set_cookie(&cookie);
         let attributes = empty
             .strip_prefix(name)
             .and_then(|rest| rest.strip_prefix('='))
@@ -145,6 +150,8 @@ impl SetCookieTemplate {
             settings: settings.clone(),
             name: name.to_owned(),
             attributes,
+            path: cookie.path().map(str::to_owned),
+            domain: cookie.domain().map(str::to_owned),
         }
     }
 
@@ -153,9 +160,14 @@ impl SetCookieTemplate {
         &self.name
     }
 
-    /// The settings the attributes come from.
-    pub(crate) fn settings(&self) -> &CookieSettings {
-        &self.settings
+    /// Name, path and domain, as [`Cookie`]'s accessors give them for the cookie this makes.
+    pub(crate) fn key(&self) -> (&str, Option<&str>, Option<&str>) {
+        (&self.name, self.path.as_deref(), self.domain.as_deref())
+    }
+
+    /// The cookie that deletes this one (see [`CookieSettings::removal`]).
+    pub(crate) fn removal(&self) -> Cookie<'static> {
+        self.settings.removal(&self.name)
     }
 
     /// The length of the `Set-Cookie` value for a value of `value_len` bytes.

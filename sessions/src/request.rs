@@ -263,20 +263,12 @@ impl Queued {
         }
     }
 
-    /// Name, path and domain: a later cookie with the same replaces this one. The domain is
-    /// compared as `Cookie::domain` gives it, without one leading `.`.
+    /// Name, path and domain, as `Cookie`'s accessors give them: a later cookie with the
+    /// same replaces this one.
     fn key(&self) -> (&str, Option<&str>, Option<&str>) {
         match self {
             Queued::Cookie(cookie) => (cookie.name(), cookie.path(), cookie.domain()),
-            Queued::Templated { template, .. } => {
-                let settings = template.settings();
-                let domain = settings.domain.as_deref();
-                (
-                    template.name(),
-                    settings.path.as_deref(),
-                    domain.map(|domain| domain.strip_prefix('.').unwrap_or(domain)),
-                )
-            }
+            Queued::Templated { template, .. } => template.key(),
         }
     }
 }

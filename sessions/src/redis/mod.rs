@@ -100,9 +100,8 @@ impl AsyncSessionConfig {
 
 struct Inner {
     store: Box<dyn SessionStore>,
-    cookie_name: String,
-    settings: CookieSettings,
-    /// The session cookie's `Set-Cookie` value, but for the `namespace:id` value.
+    /// The session cookie (its name, its settings), and its `Set-Cookie` value but for the
+    /// `namespace:id` value.
     set_cookie: Arc<SetCookieTemplate>,
     max_age: Duration,
 }
@@ -119,7 +118,7 @@ impl fmt::Debug for AsyncRedisSessionStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncRedisSessionStore")
             .field("store", &self.inner.store)
-            .field("cookie_name", &self.inner.cookie_name)
+            .field("cookie_name", &self.inner.set_cookie.name())
             .field("max_age", &self.inner.max_age)
             .finish_non_exhaustive()
     }
@@ -205,8 +204,6 @@ pub fn configure_async_sessions(
                 &config.cookie_settings,
                 &config.cookie_name,
             )),
-            cookie_name: config.cookie_name,
-            settings: config.cookie_settings,
             max_age: config.max_age,
         }),
     };
@@ -225,12 +222,12 @@ pub fn configure_async_sessions(
     if configs
         .by_param
         .values()
-        .any(|other| other.inner.cookie_name == handle.inner.cookie_name)
+        .any(|other| other.inner.set_cookie.name() == handle.inner.set_cookie.name())
     {
         problems.push((
             format!(
                 "the cookie name `{}` is used by two configurations",
-                handle.inner.cookie_name
+                handle.inner.set_cookie.name()
             ),
             "give each configuration its own `cookie_name`",
         ));
@@ -396,7 +393,7 @@ impl AsyncSession {
         self.data.clear();
         self.id = None;
         self.namespace.clear();
-        self.cookies.set(inner.settings.removal(&inner.cookie_name));
+        self.cookies.set(inner.set_cookie.removal());
     }
 }
 
@@ -426,7 +423,7 @@ pub(crate) fn session_provider(store: AsyncRedisSessionStore) -> Provider<AsyncS
         Box::pin(async move {
             let cookies = cx.response_cookies();
             let parsed = cx
-                .cookie(&store.inner.cookie_name)
+                .cookie(store.inner.set_cookie.name())
                 .and_then(keys::parse_cookie_value);
             let mut session = AsyncSession {
                 data: SessionData::new(),

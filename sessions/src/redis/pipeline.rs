@@ -443,23 +443,16 @@ impl Link {
         self.wake_watch.notify_one();
     }
 
-    /// Hands parsed replies to the calls at the head of the queue. A reply marked clean
-    /// holds no error (this crate's parser read it, and it reads none), so redis-rs's
-    /// `extract_error`, which rebuilds every array, is not needed on it.
-    fn deliver(&self, replies: &mut Vec<(Value, bool)>) -> Result<(), &'static str> {
+    /// Hands parsed replies (an error reply as `Err`) to the calls at the head of the queue.
+    fn deliver(&self, replies: &mut Vec<RedisResult<Value>>) -> Result<(), &'static str> {
         let mut state = lock(&self.state);
         if !replies.is_empty() {
             state.last_progress = Some(Instant::now());
         }
         // A caller may have given up (timeout): its reply is dropped.
-        for (value, clean) in replies.drain(..) {
+        for value in replies.drain(..) {
             let Some(front) = state.in_flight.front_mut() else {
                 return Err("a reply arrived for no command");
-            };
-            let value = if clean {
-                Ok(value)
-            } else {
-                value.extract_error()
             };
             let answer = match &mut front.pending {
                 Pending::One(_) => Some(value),
@@ -577,7 +570,7 @@ async fn handshake(
         match frame_len(&buf) {
             Ok(Some(len)) => {
                 let frame = buf.split_to(len);
-                parse_reply(&frame)?.extract_error()?;
+                read_reply(&frame)??;
                 answered += 1;
             }
             Ok(None) => {
@@ -703,14 +696,14 @@ async fn read_loop(link: Arc<Link>, mut reader: impl AsyncRead + Unpin) {
             if scanner.is_idle() {
                 let mut end = 0;
                 if let Ok(value) = parse_value(&buf[at..], &mut end) {
-                    replies.push((value, true));
+                    replies.push(Ok(value));
                     at += end;
                     continue;
                 }
             }
             match scanner.scan(&buf[at..]) {
                 Ok(Some(len)) => {
-                    match parse_reply_marked(&buf[at..at + len]) {
+                    match read_reply(&buf[at..at + len]) {
                         Ok(reply) => replies.push(reply),
                         Err(err) => {
                             link.fail(&format!("unreadable reply: {err}"));
@@ -865,20 +858,16 @@ impl Scanner {
     }
 }
 
-/// Parses one whole RESP2 reply, as [`frame_len`] delimited it. Replies holding an error go
-/// through redis-rs's parser, which makes its `ServerError`s (they are rare), as does anything
-/// this one cannot read (redis-rs then says what is wrong).
-fn parse_reply(frame: &[u8]) -> RedisResult<Value> {
-    parse_reply_marked(frame).map(|(value, _)| value)
-}
-
-/// [`parse_reply`], and whether the value is clean: read by this crate's parser, so holding
-/// no error.
-fn parse_reply_marked(frame: &[u8]) -> RedisResult<(Value, bool)> {
+/// Reads one whole RESP2 reply, as [`frame_len`] delimited it: `Err` when it cannot be read,
+/// `Ok(Err(_))` for a reply that is or holds an error. Those go through redis-rs's parser,
+/// which makes its `ServerError`s (they are rare), as does anything this crate's parser
+/// cannot read (redis-rs then says what is wrong). Only redis-rs's values go through
+/// `extract_error`, which rebuilds every array: this crate's parser reads no error.
+fn read_reply(frame: &[u8]) -> RedisResult<RedisResult<Value>> {
     let mut at = 0;
     match parse_value(frame, &mut at) {
-        Ok(value) => Ok((value, true)),
-        Err(_) => redis::parse_redis_value(frame).map(|value| (value, false)),
+        Ok(value) => Ok(Ok(value)),
+        Err(_) => redis::parse_redis_value(frame).map(Value::extract_error),
     }
 }
 
@@ -1013,6 +1002,13 @@ impl fmt::Debug for AutoPipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reply's value as it is, error replies included (what [`read_reply`] reads before
+    /// `extract_error`), to compare with redis-rs's parser.
+    fn parse_reply(frame: &[u8]) -> RedisResult<Value> {
+        let mut at = 0;
+        parse_value(frame, &mut at).or_else(|_| redis::parse_redis_value(frame))
+    }
 
     #[test]
     fn frame_len_finds_whole_replies() {

@@ -162,9 +162,8 @@ impl SecureSessionConfig {
 /// One configuration, ready to sign and verify.
 struct Secure {
     signer: Signer,
-    cookie_name: String,
-    settings: CookieSettings,
-    /// The session cookie's `Set-Cookie` value, but for the token.
+    /// The session cookie (its name, its settings), and its `Set-Cookie` value but for the
+    /// token.
     set_cookie: Arc<SetCookieTemplate>,
     max_age: u64,
 }
@@ -226,7 +225,7 @@ pub fn configure_secure_sessions(app: &mut App, config: SecureSessionConfig) {
         if configs
             .by_param
             .values()
-            .any(|c| c.cookie_name == config.cookie_name)
+            .any(|c| c.set_cookie.name() == config.cookie_name)
         {
             problems.push((
                 format!(
@@ -265,8 +264,6 @@ pub fn configure_secure_sessions(app: &mut App, config: SecureSessionConfig) {
                 &config.settings,
                 &config.cookie_name,
             )),
-            cookie_name: config.cookie_name,
-            settings: config.settings,
             max_age: config.max_age.as_secs(),
         };
         configs
@@ -308,7 +305,7 @@ pub struct Session {
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
-            .field("cookie", &self.config.cookie_name)
+            .field("cookie", &self.config.set_cookie.name())
             .field("keys", &self.data.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -345,8 +342,7 @@ impl Session {
     /// [`MAX_COOKIE_SIZE`] bytes, which browsers silently drop.
     pub fn update_session(&self) -> crate::Result<()> {
         if self.data.is_empty() {
-            self.cookies
-                .set(self.config.settings.removal(&self.config.cookie_name));
+            self.cookies.set(self.config.set_cookie.removal());
             return Ok(());
         }
         let json = serde_json::to_vec(&self.data)?;
@@ -354,7 +350,7 @@ impl Session {
         let size = self.config.set_cookie.len(token.len());
         if size > MAX_COOKIE_SIZE {
             return Err(Error::CookieTooLarge {
-                name: self.config.cookie_name.clone(),
+                name: self.config.set_cookie.name().to_owned(),
                 size,
                 limit: MAX_COOKIE_SIZE,
             });
@@ -367,16 +363,19 @@ impl Session {
     /// `Path` and `Domain`).
     pub fn clear_session(&mut self) {
         self.data.clear();
-        self.cookies
-            .set(self.config.settings.removal(&self.config.cookie_name));
+        self.cookies.set(self.config.set_cookie.removal());
     }
 
     fn load(config: &Secure, cx: &RequestContext) -> SessionData {
-        let Some(value) = cx.cookie(&config.cookie_name) else {
+        let Some(value) = cx.cookie(config.set_cookie.name()) else {
             return SessionData::new();
         };
         if value.len() > MAX_COOKIE_SIZE {
-            tracing::info!(cookie = %config.cookie_name, len = value.len(), "session cookie refused: oversized");
+            tracing::info!(
+                cookie = config.set_cookie.name(),
+                len = value.len(),
+                "session cookie refused: oversized"
+            );
             return SessionData::new();
         }
         let verified = config.signer.verify_with(
@@ -388,11 +387,11 @@ impl Session {
         match verified {
             Ok(Ok(data)) => data,
             Ok(Err(error)) => {
-                tracing::info!(cookie = %config.cookie_name, %error, "session cookie refused: not a JSON object of strings");
+                tracing::info!(cookie = config.set_cookie.name(), %error, "session cookie refused: not a JSON object of strings");
                 SessionData::new()
             }
             Err(reason) => {
-                tracing::info!(cookie = %config.cookie_name, %reason, "session cookie refused");
+                tracing::info!(cookie = config.set_cookie.name(), %reason, "session cookie refused");
                 SessionData::new()
             }
         }

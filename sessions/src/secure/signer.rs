@@ -288,15 +288,13 @@ impl Signer {
         let not_base64 = |_| BadToken::BadPayload("payload is not base64url");
         let mut on_stack = [0_u8; STACK_PAYLOAD_LEN];
         let on_heap;
-        let payload = match b64::decode_into_slice(payload, &mut on_stack) {
-            Ok(len) => &on_stack[..len],
-            Err(_)
-                if b64::decoded_len(payload.len()).is_some_and(|len| len > STACK_PAYLOAD_LEN) =>
-            {
-                on_heap = b64::decode(payload).map_err(not_base64)?;
-                &on_heap[..]
-            }
-            Err(error) => return Err(not_base64(error)),
+        let payload = if b64::decoded_len(payload.len()).is_some_and(|len| len > STACK_PAYLOAD_LEN)
+        {
+            on_heap = b64::decode(payload).map_err(not_base64)?;
+            &on_heap[..]
+        } else {
+            let len = b64::decode_into_slice(payload, &mut on_stack).map_err(not_base64)?;
+            &on_stack[..len]
         };
         if is_compressed {
             Ok(read(&decompress(payload)?))
@@ -467,7 +465,8 @@ fn mark_repeated_trigrams<const SLOTS: usize>(data: &[u8], maybe_matched: &mut [
 /// `optional` are sets of bytes, as bit masks.
 ///
 /// zlib gives a code length to exactly the symbols the block uses: every byte in
-/// `certain`, end-of-block, and any of `optional` that it emits as a literal. The lengths are sent in symbol order with the code-length code, whose every
+/// `certain`, end-of-block, and any of `optional` that it emits as a literal. The lengths
+/// are sent in symbol order with the code-length code, whose every
 /// symbol takes at least one bit: a length (`1..=15`) or zero (`0`), or a repeat of the
 /// previous length 3-6 times (`16`, 2 more bits), or 3-10 or 11-138 zeros (`17`, `18`, 3
 /// or 7 more bits). So each run of used symbols costs at least 1 bit (its first length
