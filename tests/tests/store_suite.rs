@@ -1,5 +1,5 @@
 //! One behaviour suite for every `SessionStore`, run against `MemoryStore`, `RedisStore` (its own
-//! connection with transactions, and on a `ConnectionManager` with the Lua script; each
+//! connection with pipelined saves, and on a `ConnectionManager` with the Lua script; each
 //! Redis test on a `redis-server` of its own) and `RedisClusterStore` (each test on a 3-master
 //! Redis Cluster of its own), plus Redis-only tests of the key layout, faults and concurrency.
 
@@ -85,8 +85,7 @@ async fn redis_harness_with_prefix(prefix: &str) -> RedisHarness {
 }
 
 /// `RedisStore::from_connection_manager`: redis-rs's connection, and the Lua script for new
-/// sessions (the path of Redis before 7.0), where `connect` uses its own connection and
-/// transactions.
+/// sessions, where `connect` uses its own connection and pipelined batches.
 async fn redis_manager_harness() -> RedisHarness {
     let server = RedisServer::start();
     let manager = redis::Client::open(server.url())
@@ -589,9 +588,10 @@ async fn redis_key_prefix_and_uapi_layout() {
     assert_eq!(payload, r#"{"user_id":"42"}"#);
     let pttl = h.pttl(&session_key).await;
     assert!((95_000..=100_000).contains(&pttl), "session PTTL {pttl}");
+    // The index outlives its newest session by a quarter lifetime at most.
     let index_pttl = h.pttl("app:alice:s").await;
     assert!(
-        (95_000..=100_000).contains(&index_pttl),
+        (120_000..=125_000).contains(&index_pttl),
         "index PTTL {index_pttl}"
     );
     let score: f64 = h
@@ -723,6 +723,56 @@ async fn redis_reads_sessions_written_by_uapi() {
     assert_eq!(h.pttl("alice:s").await, -1);
     assert_eq!(s.remove_namespace("alice").await.unwrap(), 2);
     assert!(h.all_keys().await.is_empty());
+}
+
+/// An index whose TTL is shorter than a new session's lifetime gets a longer one (the
+/// session's and a quarter more); one that already outlives the session is left alone; one
+/// without a TTL stays so. On both paths: the store's pipelined batch and follow-up, and the
+/// Lua script.
+async fn index_ttl_grows_only_when_needed(h: RedisHarness) {
+    async fn set_index_pttl(h: &RedisHarness, millis: i64) {
+        let _: () = h
+            .query(redis::cmd("PEXPIRE").arg("bob:s").arg(millis))
+            .await;
+    }
+    let s = h.store();
+    let max_age = Duration::from_secs(100);
+    save(s, new_op("bob", &id(60), &data(&[]), max_age)).await;
+    // Shorter than 100 s: extended to 125 s.
+    set_index_pttl(&h, 10_000).await;
+    save(s, new_op("bob", &id(61), &data(&[]), max_age)).await;
+    let pttl = h.pttl("bob:s").await;
+    assert!(
+        (120_000..=125_000).contains(&pttl),
+        "extended index PTTL {pttl}"
+    );
+    // Already longer than 100 s: left as it is.
+    set_index_pttl(&h, 110_000).await;
+    save(s, new_op("bob", &id(62), &data(&[]), max_age)).await;
+    let pttl = h.pttl("bob:s").await;
+    assert!(
+        (105_000..=110_000).contains(&pttl),
+        "index PTTL {pttl}, left alone"
+    );
+    // Much longer (another configuration's): never shortened.
+    set_index_pttl(&h, 1_000_000).await;
+    save(s, new_op("bob", &id(63), &data(&[]), max_age)).await;
+    assert!(h.pttl("bob:s").await > 990_000);
+    // No TTL (uapi's): none added.
+    let _: () = h.query(redis::cmd("PERSIST").arg("bob:s")).await;
+    save(s, new_op("bob", &id(64), &data(&[]), max_age)).await;
+    assert_eq!(h.pttl("bob:s").await, -1);
+    assert_eq!(list(s, "bob").await.len(), 5);
+}
+
+#[tokio::test]
+async fn redis_index_ttl_grows_only_when_needed() {
+    index_ttl_grows_only_when_needed(redis_harness().await).await;
+}
+
+#[tokio::test]
+async fn redis_manager_index_ttl_grows_only_when_needed() {
+    index_ttl_grows_only_when_needed(redis_manager_harness().await).await;
 }
 
 #[tokio::test]

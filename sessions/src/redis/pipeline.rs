@@ -171,13 +171,11 @@ const IDLE_WATCH: Duration = Duration::from_secs(1);
 enum Pending {
     /// One command.
     One(Reply),
-    /// A pipeline (a `MULTI` … `EXEC` transaction, say): `skip` replies are dropped, then
-    /// `keep` are answered as an array (or, with `last`, the one reply after the `skip` is
-    /// answered as it is); any error reply among them fails the call.
+    /// A pipeline: `skip` replies are dropped, then `keep` are answered as an array; any
+    /// error reply among them fails the call.
     Many {
         skip: usize,
         keep: usize,
-        last: bool,
         values: Vec<Value>,
         error: Option<RedisError>,
         reply: Reply,
@@ -260,19 +258,10 @@ impl AutoPipeline {
         self.start(encode, Pending::One(reply), answer)
     }
 
-    /// Sends the `commands` commands that `encode` writes, a `MULTI` … `EXEC` transaction say;
-    /// the answer is the last reply; an error reply to any of them is an `Err`.
-    pub(crate) fn query_last(&self, commands: usize, encode: impl FnOnce(&mut Vec<u8>)) -> Answer {
-        let (reply, answer) = oneshot::channel();
-        let pending = Pending::Many {
-            skip: commands.saturating_sub(1),
-            keep: 1,
-            last: true,
-            values: Vec::new(),
-            error: None,
-            reply,
-        };
-        self.start(encode, pending, answer)
+    /// Sends the `commands` commands that `encode` writes; the answer is an array of their
+    /// replies, in order; an error reply to any of them is an `Err`.
+    pub(crate) fn query_all(&self, commands: usize, encode: impl FnOnce(&mut Vec<u8>)) -> Answer {
+        self.query_many(0, commands, encode)
     }
 
     /// Sends the commands that `encode` writes; the answer drops the first `skip` replies and
@@ -285,7 +274,6 @@ impl AutoPipeline {
         let pending = Pending::Many {
             skip,
             keep,
-            last: false,
             values: Vec::with_capacity(keep),
             error: None,
             reply,
@@ -459,7 +447,6 @@ impl Link {
                 Pending::Many {
                     skip,
                     keep,
-                    last,
                     values,
                     error,
                     ..
@@ -471,8 +458,6 @@ impl Link {
                     if *skip > 0 {
                         *skip -= 1;
                         None
-                    } else if *last {
-                        Some(error.take().map_or(Ok(value), Err))
                     } else {
                         values.push(value);
                         (values.len() == *keep).then(|| {
@@ -804,7 +789,7 @@ impl Scanner {
                     Some(outer) => self.remaining = outer,
                     None => {
                         // Ready for the next reply; `open_arrays` (empty now) keeps its
-                        // allocation, which every transaction's array reply would redo.
+                        // allocation, which every array reply would redo.
                         let len = self.at;
                         self.at = 0;
                         self.remaining = 1;
@@ -883,9 +868,6 @@ fn parse_value(frame: &[u8], at: &mut usize) -> Result<Value, &'static str> {
     *at += line_len + 2;
     match kind {
         b'+' if line == b"OK" => Ok(Value::Okay),
-        // Each command queued in a transaction answers `+QUEUED`: an acknowledgement like
-        // `+OK`, read as one without allocating a string (a login's transaction has four).
-        b'+' if line == b"QUEUED" => Ok(Value::Okay),
         b'+' => Ok(Value::SimpleString(
             String::from_utf8(line.to_vec()).map_err(|_| "a status that is not UTF-8")?,
         )),
@@ -1044,19 +1026,9 @@ mod tests {
             if parse_value(&joined, &mut end).is_ok() {
                 assert_eq!(end, reply.len(), "{reply:?}");
             }
-            // Ours reads `+QUEUED` as `Okay` (no allocation); otherwise the same values.
-            fn queued_as_okay(value: Value) -> Value {
-                match value {
-                    Value::SimpleString(s) if s == "QUEUED" => Value::Okay,
-                    Value::Array(values) => {
-                        Value::Array(values.into_iter().map(queued_as_okay).collect())
-                    }
-                    other => other,
-                }
-            }
             assert_eq!(
                 parse_reply(reply).ok(),
-                redis::parse_redis_value(reply).ok().map(queued_as_okay),
+                redis::parse_redis_value(reply).ok(),
                 "{reply:?}"
             );
         }
@@ -1118,11 +1090,7 @@ mod tests {
             if let Ok(value) = parse_value(&bytes, &mut end) {
                 proptest::prop_assert_eq!(scanned, Ok(Some(end)));
                 let theirs = redis::parse_redis_value(&bytes[..end]).ok();
-                let ours = match (value, &theirs) {
-                    (Value::Okay, Some(Value::SimpleString(s))) if s == "QUEUED" => theirs.clone(),
-                    (value, _) => Some(value),
-                };
-                proptest::prop_assert_eq!(ours, theirs);
+                proptest::prop_assert_eq!(Some(value), theirs);
             }
         }
 

@@ -37,7 +37,8 @@ const CONNECT_FIRST_DELAY: Duration = Duration::from_millis(50);
 /// KEYS: the session key; then the index key if `ARGV[5]` is "1"; then, if `ARGV[6]` (the old id)
 /// is not "", the old session key and, if `ARGV[7]` is "1", the old index key.
 /// ARGV: `[1]` JSON, `[2]` max_age in ms, `[3]` id, `[4]` existing "1"/"0", `[5]` indexed,
-/// `[6]` old id or "", `[7]` old indexed.
+/// `[6]` old id or "", `[7]` old indexed, `[8]` the index's TTL in ms when it is set (see
+/// [`index_ttl_millis`]).
 /// Returns 1 when written, 0 when `existing` and the session is gone (nothing written).
 ///
 /// The index score is the expiry time in Unix seconds, from Redis's own clock (`TIME`), the
@@ -64,9 +65,10 @@ else
     local pttl = redis.call('PTTL', index)
     redis.call('ZADD', index, now + ttl / 1000, ARGV[3])
     redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
-    -- New index: give it a TTL. Existing one: only ever extend it. One without a TTL stays so.
+    -- New index, or one that would die before this session: give it a TTL, never shorter.
+    -- One without a TTL stays so.
     if pttl == -2 or (pttl >= 0 and pttl < ttl) then
-      redis.call('PEXPIRE', index, ttl)
+      redis.call('PEXPIRE', index, ARGV[8])
     end
   end
 end
@@ -75,6 +77,19 @@ if old_key and old_key ~= key then
   if old_index then redis.call('ZREM', old_index, ARGV[6]) end
 end
 return 1
+";
+
+/// Extends an index's TTL if it would die before a new session in it (the follow-up of a
+/// pipelined save, see [`Core::save_new_pipelined`]). `KEYS[1]`: the index. `ARGV[1]`: the
+/// session's TTL in ms; `ARGV[2]`: the index's new TTL in ms. An index without a TTL (made by
+/// uapi) or gone (removed meanwhile) is left alone. Returns 1 when it extended the TTL.
+const EXTEND_INDEX_LUA: &str = r"
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl >= 0 and pttl < tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
 ";
 
 /// Deletes every session of a namespace and its index; returns how many sessions existed.
@@ -136,6 +151,7 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. string.format('%.6f', now), '
 ";
 
 static SAVE: LazyLock<Script> = LazyLock::new(|| Script::new(SAVE_LUA));
+static EXTEND_INDEX: LazyLock<Script> = LazyLock::new(|| Script::new(EXTEND_INDEX_LUA));
 static REMOVE_NAMESPACE: LazyLock<Script> = LazyLock::new(|| Script::new(REMOVE_NAMESPACE_LUA));
 static LIST_NAMESPACE: LazyLock<Script> = LazyLock::new(|| Script::new(LIST_NAMESPACE_LUA));
 static REMOVE_LISTED: LazyLock<Script> = LazyLock::new(|| Script::new(REMOVE_LISTED_LUA));
@@ -151,16 +167,20 @@ const REMOVE_LISTED_ATTEMPTS: usize = 10;
 /// - A session is a JSON object of strings at `{prefix}{namespace}:s:{id}` whose TTL is the
 ///   session's `max_age`, kept across updates. A namespace's index is the sorted set
 ///   `{prefix}{namespace}:s` of ids scored by expiry time (Unix seconds, by Redis's clock:
-///   read in the Lua script, or estimated from the `TIME` that ends some transactions, within
-///   a round trip). Namespaces that cannot appear raw in a cookie are percent-encoded; plain
+///   read in the Lua script, or estimated from the `TIME` that ends some saves, within a
+///   round trip). Namespaces that cannot appear raw in a cookie are percent-encoded; plain
 ///   ones are as uapi writes them. Anonymous sessions (namespace `""`) are not indexed.
-/// - Every call is one round trip and every write is atomic: a load is a `GET`, an update a
-///   `SET … XX KEEPTTL`; a new session (and the deletion of the one a login replaces) is one
-///   `MULTI`/`EXEC` transaction on Redis 7.0 or newer (half the Redis CPU time of the same
-///   work in a Lua script), a Lua script through `EVALSHA` on older ones; removals are
-///   scripts. The first session of a namespace takes a second round trip, a `PEXPIRE` that
-///   gives its new index a TTL. After a Redis restart a script is loaded once more
-///   (`NOSCRIPT`, `SCRIPT LOAD`, `EVALSHA`).
+/// - An index made here has a TTL, so that it dies with its sessions (uapi's have none, and an
+///   index without one is left so): when a new session would outlive it, its TTL becomes the
+///   session's lifetime and a quarter more. So a namespace's logins extend it about once a
+///   quarter lifetime rather than each time, and it outlives its newest session by at most a
+///   quarter lifetime.
+/// - Every call is one round trip: a load is a `GET`, an update an atomic `SET … XX KEEPTTL`;
+///   a new session (and the deletion of the one a login replaces) is one pipelined batch of
+///   plain commands in order, the session first, then its index entry, then the deletion, or
+///   a Lua script (a cluster, a user's `ConnectionManager`). Removals are scripts. A new index,
+///   and an index whose TTL must grow, take a second round trip. After a Redis restart a
+///   script is loaded once more (`NOSCRIPT`, `SCRIPT LOAD`, `EVALSHA`).
 /// - Every call is bounded by [`with_timeout`](Self::with_timeout): a Redis that is down or
 ///   stuck is a [`StoreError`], never a hang.
 /// - One connection carries every call, and the calls that are ready at the same moment are
@@ -168,8 +188,7 @@ const REMOVE_LISTED_ATTEMPTS: usize = 10;
 ///   a batch at once, which is most of its work per `GET` under load. When the connection
 ///   breaks, the next call opens a new one. Cloning the store is cheap and shares it.
 ///
-/// Needs a Tokio runtime (with the time driver) and Redis 6.0 or newer (`KEEPTTL`); 7.0 or
-/// newer is faster.
+/// Needs a Tokio runtime (with the time driver) and Redis 6.0 or newer (`KEEPTTL`).
 ///
 /// # Examples
 ///
@@ -246,7 +265,7 @@ impl RedisStore {
             KeyLayout::Uapi,
             false,
         );
-        core.use_transactions_if_supported().await;
+        core.pipeline_new_saves().await;
         Ok(Self { core })
     }
 
@@ -435,29 +454,30 @@ pub(crate) struct Core<C> {
 
 /// How [`Core`] saves new sessions.
 ///
-/// With Redis 7.0 or newer on one Redis, in a `MULTI`/`EXEC` transaction of plain commands
-/// ([`Core::save_new_in_transaction`]): Redis spends about half the CPU time of the equivalent
-/// Lua script ([`SAVE_LUA`]), whose invocation alone costs more than the commands it runs. A
-/// transaction cannot read Redis's clock before writing the index score, so the store keeps an
-/// estimate of Redis's clock from a `TIME` at the end of every [`READ_CLOCK_EVERY`]-th
-/// transaction (off by at most a round trip). Otherwise (a cluster, an older Redis, a user's
-/// `ConnectionManager`), the script.
+/// On the store's own connection to one Redis, in a pipelined batch of plain commands
+/// ([`Core::save_new_pipelined`]): Redis spends less than half the CPU time of the equivalent
+/// Lua script ([`SAVE_LUA`]), whose invocation alone costs more than the commands it runs; a
+/// `MULTI`/`EXEC` around the batch cost Redis about 0.6 µs more per login under load (see
+/// BENCHMARKS.md), for an isolation that the order of the commands makes unneeded. A batch
+/// cannot read Redis's clock before writing the index score, so the store keeps an estimate
+/// of Redis's clock from a `TIME` at the end of every [`READ_CLOCK_EVERY`]-th batch (off by at
+/// most a round trip). Otherwise (a cluster, a user's `ConnectionManager`), the script.
 #[derive(Debug, Default)]
 pub(crate) struct NewSaves {
-    in_transactions: AtomicBool,
+    pipelined: AtomicBool,
     /// Redis's clock minus this machine's, in microseconds, as of the last `TIME`.
     clock_offset_micros: AtomicI64,
     /// New indexed sessions saved so far: every [`TRIM_EVERY`]-th trims its index.
     count: AtomicU32,
-    /// Transactions so far: every [`READ_CLOCK_EVERY`]-th reads Redis's clock.
-    transactions: AtomicU32,
+    /// Batches so far: every [`READ_CLOCK_EVERY`]-th reads Redis's clock.
+    batches: AtomicU32,
 }
 
-/// A transaction save reads Redis's clock (`TIME`) once in this many: clocks drift by
+/// A pipelined save reads Redis's clock (`TIME`) once in this many: clocks drift by
 /// microseconds per second, and the estimate only needs to be within a second or so.
 const READ_CLOCK_EVERY: u32 = 64;
 
-/// A transaction save trims the expired ids of its namespace's index once in this many saves
+/// A pipelined save trims the expired ids of its namespace's index once in this many saves
 /// (the script does it every time): the index is read by score anyway, so trimming only bounds
 /// its size, and an active user's index is trimmed often enough.
 const TRIM_EVERY: u32 = 32;
@@ -509,35 +529,27 @@ impl<C: DirectConnection> Core<C> {
         }
     }
 
-    /// Saves new sessions in transactions from now on if the connection is the store's own
-    /// (one Redis, never a cluster) and Redis is 7.0 or newer (`PEXPIRE … GT`), and reads its
-    /// clock. Any failure leaves the script.
-    pub(crate) async fn use_transactions_if_supported(&self) {
+    /// Saves new sessions in pipelined batches from now on if the connection is the store's
+    /// own (one Redis, never a cluster), once it has read Redis's clock. If that fails, the
+    /// script.
+    pub(crate) async fn pipeline_new_saves(&self) {
         if self.connection.direct().is_none() {
             return;
         }
         let mut connection = self.connection.clone();
-        let mut info = redis::cmd("INFO");
-        info.arg("server");
-        let major = self
-            .call("version", info.query_async::<String>(&mut connection))
-            .await
-            .ok()
-            .and_then(|info| redis_major_version(&info));
-        if major.is_none_or(|major| major < 7) {
-            tracing::debug!(
-                ?major,
-                "session store: saving new sessions with a Lua script"
-            );
-            return;
-        }
         let time = redis::cmd("TIME");
-        if let Ok(time) = self
+        match self
             .call("clock", time.query_async::<Value>(&mut connection))
             .await
         {
-            self.saves.observe_time(&time);
-            self.saves.in_transactions.store(true, Ordering::Relaxed);
+            Ok(time) => {
+                self.saves.observe_time(&time);
+                self.saves.pipelined.store(true, Ordering::Relaxed);
+            }
+            Err(err) => tracing::debug!(
+                error = %err,
+                "session store: Redis's clock unread; saving new sessions with a Lua script"
+            ),
         }
     }
 
@@ -640,21 +652,6 @@ where
     }
 }
 
-/// Whether a transaction save failed because this Redis does not know a command or option in
-/// it (`PEXPIRE … GT` before 7.0: `ERR wrong number of arguments`, then `EXECABORT`), rather
-/// than because of the data or the moment (`WRONGTYPE` on a key, `OOM`, a lost connection):
-/// only then does the store switch to the Lua script for good.
-fn transaction_unsupported(err: &redis::RedisError) -> bool {
-    matches!(err.code(), Some("ERR" | "EXECABORT"))
-}
-
-/// The major version in an `INFO server` reply (`redis_version:7.0.15` → 7).
-fn redis_major_version(info: &str) -> Option<u32> {
-    info.lines()
-        .find_map(|line| line.strip_prefix("redis_version:"))
-        .and_then(|version| version.split('.').next()?.trim().parse().ok())
-}
-
 /// Unix milliseconds written as seconds with three decimals (`1764115200.123`), an index
 /// score, without allocating.
 struct Seconds {
@@ -706,13 +703,24 @@ fn unavailable(err: redis::RedisError) -> StoreError {
     StoreError::Unavailable(Box::new(err))
 }
 
+/// The longest TTL, in milliseconds, that Redis accepts without overflowing.
+const MAX_TTL_MILLIS: u64 = i64::MAX as u64 / 1000;
+
 /// `max_age` in milliseconds for `PX`/`PEXPIRE`: at least 1 (Redis refuses 0) and at most
-/// what Redis accepts without overflowing.
+/// [`MAX_TTL_MILLIS`].
 fn max_age_millis(max_age: Duration) -> u64 {
-    const MAX: u64 = i64::MAX as u64 / 1000;
     u64::try_from(max_age.as_millis())
-        .unwrap_or(MAX)
-        .clamp(1, MAX)
+        .unwrap_or(MAX_TTL_MILLIS)
+        .clamp(1, MAX_TTL_MILLIS)
+}
+
+/// The TTL an index gets when a new session of `ttl_millis` would outlive it: that and a
+/// quarter more, so that the next logins of the namespace, for a quarter of a lifetime, find
+/// it long enough and leave it alone (see [`RedisStore`]).
+fn index_ttl_millis(ttl_millis: u64) -> u64 {
+    ttl_millis
+        .saturating_add(ttl_millis / 4)
+        .min(MAX_TTL_MILLIS)
 }
 
 fn flag(on: bool) -> &'static str {
@@ -779,7 +787,7 @@ impl<C: DirectConnection> Core<C> {
     }
 
     /// Saves through the common paths (direct RESP: an update in place, or a new session in a
-    /// transaction) inline, and through the rare ones (a user's `ConnectionManager`, the Lua
+    /// pipelined batch) inline, and through the rare ones (a user's `ConnectionManager`, the Lua
     /// script, a cluster's second step) in futures of their own: an `async fn`'s future is as
     /// large as its largest path, and the rare paths' redis-rs futures made every save's future
     /// 4 KiB, an allocation large enough to make glibc consolidate its free lists each time.
@@ -807,7 +815,7 @@ impl<C: DirectConnection> Core<C> {
         }
         // On a cluster, a script touches one hash slot: an old session in another slot (an
         // anonymous session, another user's) is deleted in a second step, once the new one is
-        // written. On one Redis the whole login is one atomic script.
+        // written. On one Redis the whole login is one pipelined batch, or one script.
         let (together, apart) = match op.replaces {
             Some((old_namespace, _)) if self.cluster => {
                 if self.keys.same_slot(op.namespace, old_namespace) {
@@ -819,30 +827,14 @@ impl<C: DirectConnection> Core<C> {
             replaces => (replaces, None),
         };
         if let Some(direct) =
-            direct.filter(|_| !op.existing && self.saves.in_transactions.load(Ordering::Relaxed))
+            direct.filter(|_| !op.existing && self.saves.pipelined.load(Ordering::Relaxed))
         {
-            match self
-                .save_new_in_transaction(direct, op, json, &key, together)
-                .await
-            {
-                // This Redis cannot run the transaction (an older Redis after a failover,
-                // say). The script can.
-                Err(err) if transaction_unsupported(&err) => {
-                    tracing::warn!(
-                        error = %err,
-                        "session store: saving new sessions in a transaction failed; \
-                         using the Lua script from now on"
-                    );
-                    self.saves.in_transactions.store(false, Ordering::Relaxed);
-                }
-                Err(err) => return Err(err),
-                Ok(()) => {
-                    if apart.is_some() {
-                        Box::pin(self.remove_apart(op, apart)).await?;
-                    }
-                    return Ok(SaveOutcome::Saved);
-                }
+            self.save_new_pipelined(direct, op, json, &key, together)
+                .await?;
+            if apart.is_some() {
+                Box::pin(self.remove_apart(op, apart)).await?;
             }
+            return Ok(SaveOutcome::Saved);
         }
         Box::pin(self.save_with_script(op, json, &key, together, apart)).await
     }
@@ -863,7 +855,7 @@ impl<C: DirectConnection> Core<C> {
         })
     }
 
-    /// A save through [`SAVE_LUA`]: any save on a Redis without transactions of this kind,
+    /// A save through [`SAVE_LUA`]: any save when the store's clock estimate is missing,
     /// through a user's `ConnectionManager`, or on a cluster.
     async fn save_with_script(
         &self,
@@ -896,7 +888,8 @@ impl<C: DirectConnection> Core<C> {
             .arg(flag(op.existing))
             .arg(flag(indexed))
             .arg(old_id)
-            .arg(flag(old_indexed));
+            .arg(flag(old_indexed))
+            .arg(index_ttl_millis(max_age_millis(op.max_age)));
         let written: i64 = invocation
             .invoke_async(&mut self.connection.clone())
             .await?;
@@ -917,12 +910,21 @@ impl<C: DirectConnection> Core<C> {
         Ok(())
     }
 
-    /// Saves a new session (and deletes the one it replaces) in one `MULTI`/`EXEC`: what
-    /// [`SAVE_LUA`] does for a new session, see [`NewSaves`]. The index's TTL is extended with
-    /// `PEXPIRE … GT`, which leaves an index without a TTL (made by uapi) so; a new index
-    /// (`PTTL` -2 before the transaction's `ZADD`) gets its TTL right after, in a second
-    /// step: if that step fails, the index has no TTL, as uapi's indexes.
-    async fn save_new_in_transaction(
+    /// Saves a new session (and deletes the one it replaces) in one pipelined batch: what
+    /// [`SAVE_LUA`] does for a new session, see [`NewSaves`].
+    ///
+    /// The commands run in order, without `MULTI`/`EXEC`, and need no isolation: the session
+    /// is written first, so that a concurrent `remove_namespace` either finds it in the index
+    /// or runs before it is indexed (a login after the removal); if the connection breaks
+    /// midway, what ran is at worst a session that no client has the cookie of, which expires,
+    /// or an index entry for a session that is not there, which counts for nothing. An error
+    /// reply (`WRONGTYPE` on the index, say) fails the save.
+    ///
+    /// The `PTTL` of the index, read before its `ZADD`, decides the follow-up: a new index
+    /// (-2) gets its TTL in a second step, and if that fails it has none, as uapi's indexes;
+    /// an index that would die before this session gets a longer TTL from [`EXTEND_INDEX_LUA`],
+    /// and if that fails the save fails, since `remove_namespace` could miss the session.
+    async fn save_new_pipelined(
         &self,
         direct: &AutoPipeline,
         op: &SaveOp<'_>,
@@ -934,31 +936,51 @@ impl<C: DirectConnection> Core<C> {
         let (answer, read_clock) = self.queue_new_save(direct, op, json, key, replaces);
         let replies = match answer.await? {
             Value::Array(replies) => replies,
-            other => return Err(unexpected_redis_reply("EXEC", &other)),
+            other => return Err(unexpected_redis_reply("the save's pipeline", &other)),
         };
         if read_clock {
             if let Some(time) = replies.last() {
                 self.saves.observe_time(time);
             }
         }
-        if let (false, Some(Value::Int(-2))) = (op.namespace.is_empty(), replies.get(1)) {
-            let index = self.keys.index_key(op.namespace);
-            let mut digits = itoa::Buffer::new();
-            let ttl = digits.format(max_age_millis(op.max_age)).as_bytes();
-            let expire = [&b"PEXPIRE"[..], index.as_bytes(), ttl];
-            let follow_up = direct.query(|out| write_command(out, &expire));
-            if let Err(err) = follow_up.await {
-                tracing::warn!(
-                    error = %err,
-                    "session store: a new namespace index got no TTL; it stays until removed"
-                );
+        if op.namespace.is_empty() {
+            return Ok(());
+        }
+        let ttl = max_age_millis(op.max_age);
+        match replies.get(1) {
+            Some(Value::Int(-2)) => {
+                let index = self.keys.index_key(op.namespace);
+                let mut digits = itoa::Buffer::new();
+                let index_ttl = digits.format(index_ttl_millis(ttl)).as_bytes();
+                let expire = [&b"PEXPIRE"[..], index.as_bytes(), index_ttl];
+                let follow_up = direct.query(|out| write_command(out, &expire));
+                if let Err(err) = follow_up.await {
+                    tracing::warn!(
+                        error = %err,
+                        "session store: a new namespace index got no TTL; it stays until removed"
+                    );
+                }
             }
+            Some(&Value::Int(left)) if u64::try_from(left).is_ok_and(|left| left < ttl) => {
+                Box::pin(self.extend_index(op.namespace, ttl)).await?;
+            }
+            _ => {}
         }
         Ok(())
     }
 
-    /// Queues the transaction of [`save_new_in_transaction`](Self::save_new_in_transaction);
-    /// returns its answer and whether it ends with `TIME`.
+    /// Runs [`EXTEND_INDEX_LUA`] on a namespace's index for a new session of `ttl_millis`.
+    async fn extend_index(&self, namespace: &str, ttl_millis: u64) -> RedisResult<()> {
+        let mut invocation = EXTEND_INDEX.key(self.keys.index_key(namespace));
+        invocation.arg(ttl_millis).arg(index_ttl_millis(ttl_millis));
+        let _extended: i64 = invocation
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Queues the batch of [`save_new_pipelined`](Self::save_new_pipelined); returns its
+    /// answer (every reply, in order) and whether it ends with `TIME`.
     fn queue_new_save(
         &self,
         direct: &AutoPipeline,
@@ -993,24 +1015,22 @@ impl<C: DirectConnection> Core<C> {
                 });
         let read_clock = self
             .saves
-            .transactions
+            .batches
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(READ_CLOCK_EVERY);
-        // MULTI, SET, [PTTL, ZADD, PEXPIRE, [ZREMRANGEBYSCORE]], [DEL, [ZREM]], [TIME], EXEC
-        let commands = 3
+        // SET, [PTTL, ZADD, [ZREMRANGEBYSCORE]], [DEL, [ZREM]], [TIME]
+        let commands = 1
             + usize::from(read_clock)
-            + index.as_ref().map_or(0, |_| 3 + usize::from(trim))
+            + index.as_ref().map_or(0, |_| 2 + usize::from(trim))
             + old
                 .as_ref()
                 .map_or(0, |(_, old_index, _)| 1 + usize::from(old_index.is_some()));
         let encode = |out: &mut Vec<u8>| {
-            write_command(out, &[b"MULTI"]);
             write_command(out, &[b"SET", key.as_bytes(), json.as_bytes(), b"PX", ttl]);
             if let Some(index) = &index {
                 let index = index.as_bytes();
                 write_command(out, &[b"PTTL", index]);
                 write_command(out, &[b"ZADD", index, expiry.as_bytes(), op.id.as_bytes()]);
-                write_command(out, &[b"PEXPIRE", index, ttl, b"GT"]);
                 if trim {
                     let before = Seconds::from_millis(now - TRIM_MARGIN_MILLIS);
                     write_command(
@@ -1028,9 +1048,8 @@ impl<C: DirectConnection> Core<C> {
             if read_clock {
                 write_command(out, &[b"TIME"]);
             }
-            write_command(out, &[b"EXEC"]);
         };
-        (direct.query_last(commands, encode), read_clock)
+        (direct.query_all(commands, encode), read_clock)
     }
 
     /// Deletes a session and its index entry in one script (one slot); returns whether the
@@ -1109,37 +1128,6 @@ impl<C: DirectConnection> Core<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_an_unknown_command_or_option_abandons_transactions() {
-        let error = |reply: &[u8]| {
-            redis::parse_redis_value(reply)
-                .unwrap()
-                .extract_error()
-                .unwrap_err()
-        };
-        let old_redis = error(b"-ERR wrong number of arguments for 'pexpire' command\r\n");
-        assert!(transaction_unsupported(&old_redis));
-        let aborted = error(b"-EXECABORT Transaction discarded because of previous errors.\r\n");
-        assert!(transaction_unsupported(&aborted));
-        let wrong_type =
-            error(b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
-        assert!(!transaction_unsupported(&wrong_type));
-        let oom = error(b"-OOM command not allowed when used memory > 'maxmemory'.\r\n");
-        assert!(!transaction_unsupported(&oom));
-        let io = redis::RedisError::from(std::io::Error::other("reset"));
-        assert!(!transaction_unsupported(&io));
-    }
-
-    #[test]
-    fn the_major_version_decides_transactions() {
-        let info = "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n";
-        assert_eq!(redis_major_version(info), Some(7));
-        assert_eq!(redis_major_version("redis_version:6.2.14\r\n"), Some(6));
-        assert_eq!(redis_major_version("redis_version:10.0.0"), Some(10));
-        assert_eq!(redis_major_version("# Server\r\nos:Linux\r\n"), None);
-        assert_eq!(redis_major_version("redis_version:x.y"), None);
-    }
 
     #[test]
     fn seconds_have_three_decimals() {
