@@ -215,7 +215,10 @@ struct PackedData(Box<str>);
 
 impl PackedData {
     fn pack(data: &SessionData) -> Self {
-        let size = data.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+        // Exactly: `into_boxed_str` would reallocate a string with room to spare.
+        let part_size =
+            |part: &String| part.len().checked_ilog10().unwrap_or(0) as usize + 2 + part.len();
+        let size = data.iter().map(|(k, v)| part_size(k) + part_size(v)).sum();
         let mut text = String::with_capacity(size);
         let mut digits = itoa::Buffer::new();
         for (key, value) in data {
@@ -225,6 +228,7 @@ impl PackedData {
                 text.push_str(part);
             }
         }
+        debug_assert_eq!(text.len(), size, "the size computed up front");
         Self(text.into_boxed_str())
     }
 
