@@ -400,3 +400,67 @@ async fn a_data_error_fails_only_that_save() {
     assert_eq!(calls("multi"), 0, "no save was a transaction: {stats}");
     assert_eq!(calls("evalsha"), 0, "no save went to the script: {stats}");
 }
+
+async fn index_ttl(probe: &mut redis::aio::MultiplexedConnection) -> i64 {
+    redis::cmd("PTTL")
+        .arg("ida:s")
+        .query_async(probe)
+        .await
+        .unwrap()
+}
+
+/// When a new session would outlive its index and extending the index fails (here: scripts
+/// denied to the store's user by an ACL), the save fails, rather than leave a session that
+/// `remove_namespace` could miss once the index expires; once scripts work again, the next
+/// save extends the index.
+#[tokio::test]
+async fn a_failed_index_extension_fails_the_save() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let mut probe = probe(&server.url()).await;
+    let ida = data("ida");
+    let save = |id: &'static str| {
+        store.save(SaveOp {
+            namespace: "ida",
+            id,
+            data: &ida,
+            existing: false,
+            replaces: None,
+            max_age: MINUTE,
+        })
+    };
+    assert_eq!(save(ID).await.unwrap(), SaveOutcome::Saved);
+    let ttl = index_ttl(&mut probe).await;
+    assert!((70_000..=75_000).contains(&ttl), "new index PTTL {ttl}");
+
+    let () = redis::cmd("PEXPIRE")
+        .arg("ida:s")
+        .arg(5_000)
+        .query_async(&mut probe)
+        .await
+        .unwrap();
+    let acl = |rules: &[&str]| {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("SETUSER").arg("default").arg(rules);
+        cmd
+    };
+    let () = acl(&["-evalsha", "-eval"])
+        .query_async(&mut probe)
+        .await
+        .unwrap();
+    let second = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+    let err = save(second)
+        .await
+        .expect_err("the index could not be extended");
+    assert!(err.to_string().contains("no permissions"), "{err}");
+    assert!(index_ttl(&mut probe).await <= 5_000);
+
+    let () = acl(&["+@all"]).query_async(&mut probe).await.unwrap();
+    let third = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    assert_eq!(save(third).await.unwrap(), SaveOutcome::Saved);
+    let ttl = index_ttl(&mut probe).await;
+    assert!(
+        (70_000..=75_000).contains(&ttl),
+        "extended index PTTL {ttl}"
+    );
+}

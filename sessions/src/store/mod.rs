@@ -42,7 +42,7 @@ pub struct SaveOp<'a> {
     /// `false`: a new session, stored with a time to live of [`max_age`](Self::max_age) and
     /// indexed under its namespace (unless the namespace is `""`).
     pub existing: bool,
-    /// A session `(namespace, id)` to delete in the same atomic step: a login changes the
+    /// A session `(namespace, id)` to delete in the same save: a login changes the
     /// namespace, which mints a new id, and the old session is deleted.
     pub replaces: Option<(&'a str, &'a str)>,
     /// Time to live of a new session (ignored when [`existing`](Self::existing) is `true`).
@@ -93,7 +93,14 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<SessionData>, StoreError>>;
 
-    /// Saves a session atomically (see [`SaveOp`]).
+    /// Saves a session (see [`SaveOp`]).
+    ///
+    /// An update of an existing session is atomic: it keeps the TTL and never recreates a
+    /// session that is gone. A new session, its index entry and the deletion of
+    /// [`replaces`](SaveOp::replaces) are all done when this returns `Ok`; they need not be one
+    /// atomic step, but a store must not leave a session unindexed once its save has
+    /// succeeded (the Redis store writes the session, then indexes it, in one ordered batch;
+    /// if that fails midway, the session it may have written was never handed to a client).
     ///
     /// # Errors
     ///
