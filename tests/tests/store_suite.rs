@@ -730,39 +730,36 @@ async fn redis_reads_sessions_written_by_uapi() {
 /// without a TTL stays so. On both paths: the store's pipelined batch and follow-up, and the
 /// Lua script.
 async fn index_ttl_grows_only_when_needed(h: RedisHarness) {
-    async fn set_index_pttl(h: &RedisHarness, millis: i64) {
-        let _: () = h
-            .query(redis::cmd("PEXPIRE").arg("bob:s").arg(millis))
-            .await;
+    const MAX_AGE: Duration = Duration::from_secs(100);
+    /// Gives the index the TTL `before` (`None`: no TTL), saves a new session of 100 s in
+    /// it, and returns the index's TTL after.
+    async fn index_pttl_after_save(h: &RedisHarness, before: Option<i64>, n: u8) -> i64 {
+        let mut set_ttl = match before {
+            Some(millis) => redis::cmd("PEXPIRE").arg("bob:s").arg(millis).clone(),
+            None => redis::cmd("PERSIST").arg("bob:s").clone(),
+        };
+        let _: i64 = h.query(&mut set_ttl).await;
+        save(h.store(), new_op("bob", &id(n), &data(&[]), MAX_AGE)).await;
+        h.pttl("bob:s").await
     }
-    let s = h.store();
-    let max_age = Duration::from_secs(100);
-    save(s, new_op("bob", &id(60), &data(&[]), max_age)).await;
+    save(h.store(), new_op("bob", &id(60), &data(&[]), MAX_AGE)).await;
     // Shorter than 100 s: extended to 125 s.
-    set_index_pttl(&h, 10_000).await;
-    save(s, new_op("bob", &id(61), &data(&[]), max_age)).await;
-    let pttl = h.pttl("bob:s").await;
+    let pttl = index_pttl_after_save(&h, Some(10_000), 61).await;
     assert!(
         (120_000..=125_000).contains(&pttl),
         "extended index PTTL {pttl}"
     );
     // Already longer than 100 s: left as it is.
-    set_index_pttl(&h, 110_000).await;
-    save(s, new_op("bob", &id(62), &data(&[]), max_age)).await;
-    let pttl = h.pttl("bob:s").await;
+    let pttl = index_pttl_after_save(&h, Some(110_000), 62).await;
     assert!(
         (105_000..=110_000).contains(&pttl),
         "index PTTL {pttl}, left alone"
     );
     // Much longer (another configuration's): never shortened.
-    set_index_pttl(&h, 1_000_000).await;
-    save(s, new_op("bob", &id(63), &data(&[]), max_age)).await;
-    assert!(h.pttl("bob:s").await > 990_000);
+    assert!(index_pttl_after_save(&h, Some(1_000_000), 63).await > 990_000);
     // No TTL (uapi's): none added.
-    let _: () = h.query(redis::cmd("PERSIST").arg("bob:s")).await;
-    save(s, new_op("bob", &id(64), &data(&[]), max_age)).await;
-    assert_eq!(h.pttl("bob:s").await, -1);
-    assert_eq!(list(s, "bob").await.len(), 5);
+    assert_eq!(index_pttl_after_save(&h, None, 64).await, -1);
+    assert_eq!(list(h.store(), "bob").await.len(), 5);
 }
 
 #[tokio::test]
