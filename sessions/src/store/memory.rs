@@ -697,6 +697,7 @@ mod tests {
         fn packed_data_round_trips(
             data in proptest::collection::btree_map("[0-9:é]{0,12}|.{0,12}", "[0-9:]{0,40}|.{0,40}", 0..6),
         ) {
+            let data = SessionData::from(data);
             proptest::prop_assert_eq!(PackedData::pack(&data).unpack(), data);
         }
 

@@ -10,17 +10,15 @@
 //! the `redis` feature, `sessions::redis::RedisStore` (uapi's `AsyncRedisSessionStore` layout).
 //! Both have the same semantics; one behaviour suite runs against both.
 
-use std::{collections::BTreeMap, future::Future, pin::Pin, time::Duration};
+use std::{future::Future, pin::Pin, time::Duration};
 
+pub mod data;
 mod json;
 mod memory;
 
 pub(crate) use self::json::session_from_json;
 
-pub use self::memory::MemoryStore;
-
-/// A session's contents: string keys to string values (uapi's `dict[str, str]`).
-pub type SessionData = BTreeMap<String, String>;
+pub use self::{data::SessionData, memory::MemoryStore};
 
 /// A boxed, `Send` future, as returned by [`SessionStore`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
