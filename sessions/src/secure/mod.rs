@@ -2,6 +2,7 @@
 //! uapi's `uapi.sessions` with its cookie format, and hardened.
 
 mod b64;
+mod mac;
 pub(crate) mod signer;
 
 use std::{

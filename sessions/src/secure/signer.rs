@@ -17,12 +17,13 @@
 use std::fmt;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
-use hmac::digest::KeyInit;
-use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
 
-use super::b64;
+use super::{
+    b64,
+    mac::{HmacSha1, HmacSha256},
+};
 
 /// The HMAC digest of signed-cookie sessions.
 ///
@@ -86,12 +87,12 @@ pub(crate) enum BadToken {
     BadPayload(&'static str),
 }
 
-/// One derived key, kept as the keyed HMAC state so that signing and verifying only
-/// clone it.
+/// One derived key, kept as the keyed HMAC states so that signing and verifying start from
+/// them.
 #[derive(Clone)]
 enum KeyedMac {
-    Sha1(Hmac<Sha1>),
-    Sha256(Hmac<Sha256>),
+    Sha1(HmacSha1),
+    Sha256(HmacSha256),
 }
 
 impl KeyedMac {
@@ -104,10 +105,7 @@ impl KeyedMac {
                     .chain_update(b"signer")
                     .chain_update(secret)
                     .finalize();
-                Self::Sha1(
-                    <Hmac<Sha1> as KeyInit>::new_from_slice(&key)
-                        .expect("HMAC takes keys of any length"),
-                )
+                Self::Sha1(HmacSha1::new(&key))
             }
             Digest::Sha256 => {
                 let key = Sha256::new()
@@ -115,10 +113,7 @@ impl KeyedMac {
                     .chain_update(b"signer")
                     .chain_update(secret)
                     .finalize();
-                Self::Sha256(
-                    <Hmac<Sha256> as KeyInit>::new_from_slice(&key)
-                        .expect("HMAC takes keys of any length"),
-                )
+                Self::Sha256(HmacSha256::new(&key))
             }
         }
     }
@@ -126,33 +121,19 @@ impl KeyedMac {
     /// Appends `.` and the base64url HMAC of everything already in `token` (the MAC stays
     /// on the stack).
     fn sign_into(&self, token: &mut Vec<u8>) {
-        match self {
-            Self::Sha1(mac) => {
-                let tag = mac.clone().chain_update(&token).finalize();
-                token.push(b'.');
-                b64::encode_into(&tag.into_bytes(), token);
-            }
-            Self::Sha256(mac) => {
-                let tag = mac.clone().chain_update(&token).finalize();
-                token.push(b'.');
-                b64::encode_into(&tag.into_bytes(), token);
-            }
-        }
+        let (tag, len) = match self {
+            Self::Sha1(key) => (key.mac(token), HmacSha1::OUTPUT),
+            Self::Sha256(key) => (key.mac(token), HmacSha256::OUTPUT),
+        };
+        token.push(b'.');
+        b64::encode_into(&tag[..len], token);
     }
 
     /// Whether `signature` is the full-length HMAC of `value`, in constant time.
     fn verify(&self, value: &[u8], signature: &[u8]) -> bool {
         match self {
-            Self::Sha1(mac) => mac
-                .clone()
-                .chain_update(value)
-                .verify_slice(signature)
-                .is_ok(),
-            Self::Sha256(mac) => mac
-                .clone()
-                .chain_update(value)
-                .verify_slice(signature)
-                .is_ok(),
+            Self::Sha1(key) => key.verify(value, signature),
+            Self::Sha256(key) => key.verify(value, signature),
         }
     }
 }
