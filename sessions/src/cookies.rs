@@ -129,6 +129,8 @@ impl CookieSettings {
 pub(crate) struct SetCookieTemplate {
     settings: CookieSettings,
     name: String,
+    /// `name=`.
+    prefix: String,
     /// Everything after the value: `; HttpOnly; SameSite=Lax; Max-Age=2678400`, say.
     attributes: String,
     /// `Path` and `Domain` as the cookie gives them (`Cookie::domain` drops a leading `.`):
@@ -149,6 +151,7 @@ impl SetCookieTemplate {
         SetCookieTemplate {
             settings: settings.clone(),
             name: name.to_owned(),
+            prefix: format!("{name}="),
             attributes,
             path: cookie.path().map(str::to_owned),
             domain: cookie.domain().map(str::to_owned),
@@ -172,17 +175,33 @@ impl SetCookieTemplate {
 
     /// The length of the `Set-Cookie` value for a value of `value_len` bytes.
     pub(crate) fn len(&self, value_len: usize) -> usize {
-        self.name.len() + 1 + value_len + self.attributes.len()
+        self.prefix.len() + value_len + self.attributes.len()
     }
 
     /// The `Set-Cookie` value for `value`, in one allocation of its exact size.
     pub(crate) fn format(&self, value: &str) -> String {
         let mut formatted = String::with_capacity(self.len(value.len()));
-        formatted.push_str(&self.name);
-        formatted.push('=');
+        formatted.push_str(&self.prefix);
         formatted.push_str(value);
         formatted.push_str(&self.attributes);
         formatted
+    }
+
+    /// `name=`: what a `Set-Cookie` value of this cookie starts with.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// What a `Set-Cookie` value of this cookie ends with, after the value.
+    pub(crate) fn attributes(&self) -> &str {
+        &self.attributes
+    }
+
+    /// The value in a `Set-Cookie` value this template formatted (`None` for one it did not).
+    pub(crate) fn value_of<'a>(&self, formatted: &'a [u8]) -> Option<&'a [u8]> {
+        formatted
+            .strip_prefix(self.prefix.as_bytes())?
+            .strip_suffix(self.attributes.as_bytes())
     }
 
     /// The cookie itself, for [`ResponseCookies::get`](crate::ResponseCookies::get).
@@ -244,6 +263,7 @@ mod tests {
             proptest::prop_assert_eq!(formatted.len(), template.len(value.len()));
             proptest::prop_assert_eq!(formatted.capacity(), formatted.len());
             proptest::prop_assert_eq!(template.cookie(&value), cookie);
+            proptest::prop_assert_eq!(template.value_of(formatted.as_bytes()), Some(value.as_bytes()));
         }
     }
 

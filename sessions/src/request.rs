@@ -216,7 +216,7 @@ pub struct ResponseCookies(Arc<Mutex<Queue>>);
 
 /// The queue, in order. A response usually sets one cookie, kept inline: no second
 /// allocation (a vector's first, of four cookies) for it.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Queue {
     first: Option<Queued>,
     more: Vec<Queued>,
@@ -243,16 +243,17 @@ impl Queue {
     }
 }
 
-/// A queued cookie: one built by the caller, or a session cookie's value with the template
-/// that turns it into a `Set-Cookie` value (no cookie is built for it, unless
-/// [`ResponseCookies::get`] asks).
+/// A queued cookie: one built by the caller, or a session cookie's `Set-Cookie` value,
+/// already formatted by its template (no cookie is built for it, unless
+/// [`ResponseCookies::get`] asks), which becomes the header value as it is.
 #[derive(Clone)]
 enum Queued {
     /// Boxed: a cookie is large, a templated value small.
     Cookie(Box<Cookie<'static>>),
     Templated {
         template: Arc<SetCookieTemplate>,
-        value: String,
+        /// `name=value; attributes`, UTF-8, of exactly its capacity.
+        formatted: Vec<u8>,
     },
 }
 
@@ -291,10 +292,18 @@ impl ResponseCookies {
     }
 
     /// [`set`](Self::set) for the cookie `template` makes of `value`.
-    pub(crate) fn set_templated(&self, template: &Arc<SetCookieTemplate>, value: String) {
+    pub(crate) fn set_templated(&self, template: &Arc<SetCookieTemplate>, value: &str) {
+        self.set_formatted(template, template.format(value).into_bytes());
+    }
+
+    /// [`set`](Self::set) for a `Set-Cookie` value that `template` formatted, or that was
+    /// written as it does it (`name=`, the value, then the template's attributes), with no
+    /// spare capacity: a signed session's, written around the token as it is signed.
+    pub(crate) fn set_formatted(&self, template: &Arc<SetCookieTemplate>, formatted: Vec<u8>) {
+        debug_assert!(template.value_of(&formatted).is_some());
         self.queue(Queued::Templated {
             template: Arc::clone(template),
-            value,
+            formatted,
         });
     }
 
@@ -314,26 +323,44 @@ impl ResponseCookies {
             .find(|queued| queued.name() == name)
             .map(|queued| match queued {
                 Queued::Cookie(cookie) => Cookie::clone(cookie),
-                Queued::Templated { template, value } => template.cookie(value),
+                Queued::Templated {
+                    template,
+                    formatted,
+                } => template.cookie(&String::from_utf8_lossy(
+                    template.value_of(formatted).unwrap_or_default(),
+                )),
             });
         found
     }
 
-    fn write_to(&self, headers: &mut HeaderMap) {
-        let cookies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        for queued in cookies.iter() {
-            let formatted = match queued {
-                Queued::Cookie(cookie) => format_set_cookie(cookie),
-                Queued::Templated { template, value } => template.format(value),
+    /// Adds the queued cookies to `headers`, in order. When this is the last handle (the
+    /// session parameters are gone with the handler), the queue is taken, without a lock,
+    /// and a session's formatted value becomes its header value as it is; otherwise the
+    /// queue is copied, so that the cookies stay visible to the other handles.
+    fn write_to(mut self, headers: &mut HeaderMap) {
+        let cookies = match Arc::get_mut(&mut self.0) {
+            Some(queue) => std::mem::take(queue.get_mut().unwrap_or_else(PoisonError::into_inner)),
+            None => self
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        };
+        let cookies = cookies.first.into_iter().chain(cookies.more);
+        for queued in cookies {
+            let value = match queued {
+                Queued::Cookie(cookie) => HeaderValue::try_from(format_set_cookie(&cookie))
+                    .map_err(|_| cookie.name().to_owned()),
+                Queued::Templated {
+                    template,
+                    formatted,
+                } => HeaderValue::try_from(formatted).map_err(|_| template.name().to_owned()),
             };
-            match HeaderValue::try_from(formatted) {
+            match value {
                 Ok(value) => {
                     headers.append(header::SET_COOKIE, value);
                 }
-                Err(_) => tracing::error!(
-                    name = queued.name(),
-                    "a queued cookie is not a valid header value"
-                ),
+                Err(name) => tracing::error!(name, "a queued cookie is not a valid header value"),
             }
         }
     }
@@ -464,7 +491,7 @@ mod tests {
         };
         let template = Arc::new(SetCookieTemplate::new(&settings, "session"));
         let cookies = ResponseCookies::default();
-        cookies.set_templated(&template, "token".into());
+        cookies.set_templated(&template, "token");
         assert_eq!(
             cookies.get("session"),
             Some(settings.cookie("session", "token".into()))
@@ -473,23 +500,25 @@ mod tests {
         cookies.set(settings.removal("session"));
         // Another path: kept beside it.
         cookies.set(crate::CookieSettings::default().cookie("session", "other".into()));
-        cookies.set_templated(&template, "newer".into());
-        let mut headers = HeaderMap::new();
-        cookies.write_to(&mut headers);
-        let written: Vec<_> = headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .map(|value| value.to_str().unwrap().to_owned())
-            .collect();
-        assert_eq!(
-            written,
-            [
-                "session=other; HttpOnly; SameSite=Lax; Secure",
-                "session=newer; HttpOnly; SameSite=Lax; Secure; Path=/app; Domain=example.com",
-            ]
-        );
-        // Still there after the response took its copy.
+        cookies.set_templated(&template, "newer");
+        let written = |cookies: ResponseCookies| {
+            let mut headers = HeaderMap::new();
+            cookies.write_to(&mut headers);
+            headers
+                .get_all(header::SET_COOKIE)
+                .iter()
+                .map(|value| value.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let expected = [
+            "session=other; HttpOnly; SameSite=Lax; Secure",
+            "session=newer; HttpOnly; SameSite=Lax; Secure; Path=/app; Domain=example.com",
+        ];
+        // Another handle is alive: the response takes a copy, and the cookies stay queued.
+        assert_eq!(written(cookies.clone()), expected);
         assert_eq!(cookies.get("session").unwrap().value(), "newer");
+        // The last handle: the response takes the queue itself, with the same result.
+        assert_eq!(written(cookies), expected);
     }
 
     fn context(query: &str) -> RequestContext {

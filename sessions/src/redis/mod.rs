@@ -366,7 +366,7 @@ impl AsyncSession {
                     })
                     .await?;
                 self.cookies
-                    .set_templated(&inner.set_cookie, keys::cookie_value(&namespace, &id));
+                    .set_templated(&inner.set_cookie, &keys::cookie_value(&namespace, &id));
                 self.namespace = namespace;
                 self.id = Some(id);
             }

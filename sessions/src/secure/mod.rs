@@ -347,16 +347,23 @@ impl Session {
             return Ok(());
         }
         let json = serde_json::to_vec(&self.data)?;
-        let token = self.config.signer.sign(&json, now());
-        let size = self.config.set_cookie.len(token.len());
-        if size > MAX_COOKIE_SIZE {
+        let template = &self.config.set_cookie;
+        // Signed straight into the `Set-Cookie` value, which becomes the header value as it
+        // is: no token string to allocate, check as UTF-8 and copy again.
+        let formatted = self.config.signer.sign_framed(
+            &json,
+            now(),
+            template.prefix().as_bytes(),
+            template.attributes().as_bytes(),
+        );
+        if formatted.len() > MAX_COOKIE_SIZE {
             return Err(Error::CookieTooLarge {
-                name: self.config.set_cookie.name().to_owned(),
-                size,
+                name: template.name().to_owned(),
+                size: formatted.len(),
                 limit: MAX_COOKIE_SIZE,
             });
         }
-        self.cookies.set_templated(&self.config.set_cookie, token);
+        self.cookies.set_formatted(template, formatted);
         Ok(())
     }
 

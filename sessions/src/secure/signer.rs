@@ -118,15 +118,23 @@ impl KeyedMac {
         }
     }
 
-    /// Appends `.` and the base64url HMAC of everything already in `token` (the MAC stays
-    /// on the stack).
-    fn sign_into(&self, token: &mut Vec<u8>) {
-        let (tag, len) = match self {
-            Self::Sha1(key) => (key.mac(token), HmacSha1::OUTPUT),
-            Self::Sha256(key) => (key.mac(token), HmacSha256::OUTPUT),
+    /// The MAC's length in bytes.
+    fn output_len(&self) -> usize {
+        match self {
+            Self::Sha1(_) => HmacSha1::OUTPUT,
+            Self::Sha256(_) => HmacSha256::OUTPUT,
+        }
+    }
+
+    /// Appends `.` and the base64url HMAC of `buf[start..]` to `buf` (the MAC stays on the
+    /// stack).
+    fn sign_into(&self, buf: &mut Vec<u8>, start: usize) {
+        let tag = match self {
+            Self::Sha1(key) => key.mac(&buf[start..]),
+            Self::Sha256(key) => key.mac(&buf[start..]),
         };
-        token.push(b'.');
-        b64::encode_into(&tag[..len], token);
+        buf.push(b'.');
+        b64::encode_into(&tag[..self.output_len()], buf);
     }
 
     /// Whether `signature` is the full-length HMAC of `value`, in constant time.
@@ -171,11 +179,26 @@ impl Signer {
     }
 
     /// Signs compact JSON bytes (already serialized by the caller) at `timestamp` (Unix
-    /// seconds) with the current key.
+    /// seconds) with the current key: the token alone.
+    #[cfg(test)]
+    pub(crate) fn sign(&self, json: &[u8], timestamp: u64) -> String {
+        String::from_utf8(self.sign_framed(json, timestamp, b"", b"")).expect("a token is ASCII")
+    }
+
+    /// Signs compact JSON bytes (already serialized by the caller) at `timestamp` (Unix
+    /// seconds) with the current key, and returns `before`, the token and `after` in one
+    /// vector of exactly their length: a `Set-Cookie` value, say, which then becomes a
+    /// header value without another copy or allocation.
     ///
     /// The JSON is zlib-compressed exactly like itsdangerous does it, so that the token is
     /// byte-identical to itsdangerous' for the same JSON text, keys, salt and timestamp.
-    pub(crate) fn sign(&self, json: &[u8], timestamp: u64) -> String {
+    pub(crate) fn sign_framed(
+        &self,
+        json: &[u8],
+        timestamp: u64,
+        before: &[u8],
+        after: &[u8],
+    ) -> Vec<u8> {
         // itsdangerous: `if len(compressed) < (len(json) - 1)`.
         let compressed = if cannot_save_two_bytes(json) {
             None
@@ -189,19 +212,26 @@ impl Signer {
         let ts = timestamp.to_be_bytes();
         let ts = &ts[ts.iter().take_while(|&&b| b == 0).count()..];
 
-        // "." payload "." timestamp "." MAC, the MAC being SHA-256's 32 bytes at most.
-        let mut token = Vec::with_capacity(
-            3 + b64::encoded_len(payload.len()) + b64::encoded_len(ts.len()) + b64::encoded_len(32),
-        );
+        // ["."] payload "." timestamp "." MAC.
+        let key = &self.keys[0];
+        let token_len = usize::from(is_compressed)
+            + b64::encoded_len(payload.len())
+            + 1
+            + b64::encoded_len(ts.len())
+            + 1
+            + b64::encoded_len(key.output_len());
+        let mut buf = Vec::with_capacity(before.len() + token_len + after.len());
+        buf.extend_from_slice(before);
         if is_compressed {
-            token.push(b'.');
+            buf.push(b'.');
         }
-        b64::encode_into(payload, &mut token);
-        token.push(b'.');
-        b64::encode_into(ts, &mut token);
-        self.keys[0].sign_into(&mut token);
-        // Built as bytes, checked once: dots and base64url are ASCII.
-        String::from_utf8(token).expect("a token is ASCII")
+        b64::encode_into(payload, &mut buf);
+        buf.push(b'.');
+        b64::encode_into(ts, &mut buf);
+        key.sign_into(&mut buf, before.len());
+        buf.extend_from_slice(after);
+        debug_assert_eq!(buf.len(), buf.capacity(), "the length computed up front");
+        buf
     }
 
     /// [`verify_with`](Self::verify_with), returning the JSON bytes: for tests.
@@ -1125,7 +1155,7 @@ mod tests {
     /// Signs an arbitrary `value` (everything before the last dot) with `signer`'s key.
     fn forge(signer: &Signer, value: &str) -> String {
         let mut token = value.as_bytes().to_vec();
-        signer.keys[0].sign_into(&mut token);
+        signer.keys[0].sign_into(&mut token, 0);
         String::from_utf8(token).expect("a forged token is ASCII")
     }
 
