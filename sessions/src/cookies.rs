@@ -178,11 +178,15 @@ impl SetCookieTemplate {
         self.prefix.len() + value_len + self.attributes.len()
     }
 
-    /// The `Set-Cookie` value for `value`, in one allocation of its exact size.
-    pub(crate) fn format(&self, value: &str) -> String {
-        let mut formatted = String::with_capacity(self.len(value.len()));
+    /// The `Set-Cookie` value for the value that is `pieces` one after the other, in one
+    /// allocation of its exact size.
+    pub(crate) fn format<S: AsRef<str>>(&self, pieces: &[S]) -> String {
+        let value_len = pieces.iter().map(|piece| piece.as_ref().len()).sum();
+        let mut formatted = String::with_capacity(self.len(value_len));
         formatted.push_str(&self.prefix);
-        formatted.push_str(value);
+        for piece in pieces {
+            formatted.push_str(piece.as_ref());
+        }
         formatted.push_str(&self.attributes);
         formatted
     }
@@ -258,7 +262,7 @@ mod tests {
             };
             let template = SetCookieTemplate::new(&settings, &name);
             let cookie = settings.cookie(&name, value.clone());
-            let formatted = template.format(&value);
+            let formatted = template.format(&[&value]);
             proptest::prop_assert_eq!(&formatted, &cookie.to_string());
             proptest::prop_assert_eq!(formatted.len(), template.len(value.len()));
             proptest::prop_assert_eq!(formatted.capacity(), formatted.len());

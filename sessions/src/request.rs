@@ -291,9 +291,14 @@ impl ResponseCookies {
         self.queue(Queued::Cookie(Box::new(cookie)));
     }
 
-    /// [`set`](Self::set) for the cookie `template` makes of `value`.
-    pub(crate) fn set_templated(&self, template: &Arc<SetCookieTemplate>, value: &str) {
-        self.set_formatted(template, template.format(value).into_bytes());
+    /// [`set`](Self::set) for the cookie `template` makes of the value that is `pieces`
+    /// one after the other.
+    pub(crate) fn set_templated<S: AsRef<str>>(
+        &self,
+        template: &Arc<SetCookieTemplate>,
+        pieces: &[S],
+    ) {
+        self.set_formatted(template, template.format(pieces).into_bytes());
     }
 
     /// [`set`](Self::set) for a `Set-Cookie` value that `template` formatted, or that was
@@ -491,7 +496,7 @@ mod tests {
         };
         let template = Arc::new(SetCookieTemplate::new(&settings, "session"));
         let cookies = ResponseCookies::default();
-        cookies.set_templated(&template, "token");
+        cookies.set_templated(&template, &["token"]);
         assert_eq!(
             cookies.get("session"),
             Some(settings.cookie("session", "token".into()))
@@ -500,7 +505,7 @@ mod tests {
         cookies.set(settings.removal("session"));
         // Another path: kept beside it.
         cookies.set(crate::CookieSettings::default().cookie("session", "other".into()));
-        cookies.set_templated(&template, "newer");
+        cookies.set_templated(&template, &["ne", "wer"]);
         let written = |cookies: ResponseCookies| {
             let mut headers = HeaderMap::new();
             cookies.write_to(&mut headers);

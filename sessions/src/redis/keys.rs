@@ -125,13 +125,19 @@ pub(crate) fn is_valid_id(id: &str) -> bool {
 
 /// The cookie value of a session: `{namespace}:{id}`, the namespace encoded (uapi's format for
 /// plain namespaces; `:{id}` for an anonymous session).
+#[cfg(test)]
 pub(crate) fn cookie_value(namespace: &str, id: &str) -> String {
-    let namespace = encode_namespace(namespace);
-    let mut out = String::with_capacity(namespace.len() + 1 + id.len());
-    out.push_str(&namespace);
-    out.push(':');
-    out.push_str(id);
-    out
+    cookie_value_pieces(namespace, id).concat()
+}
+
+/// [`cookie_value`] in its pieces, for the `Set-Cookie` value to be written from them without
+/// a string of its own.
+pub(crate) fn cookie_value_pieces<'a>(namespace: &'a str, id: &'a str) -> [Cow<'a, str>; 3] {
+    [
+        encode_namespace(namespace),
+        Cow::Borrowed(":"),
+        Cow::Borrowed(id),
+    ]
 }
 
 /// Parses a cookie value made by [`cookie_value`] into the decoded namespace and the id.

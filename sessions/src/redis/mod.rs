@@ -365,8 +365,10 @@ impl AsyncSession {
                         max_age: inner.max_age,
                     })
                     .await?;
-                self.cookies
-                    .set_templated(&inner.set_cookie, &keys::cookie_value(&namespace, &id));
+                self.cookies.set_templated(
+                    &inner.set_cookie,
+                    &keys::cookie_value_pieces(&namespace, &id),
+                );
                 self.namespace = namespace;
                 self.id = Some(id);
             }
