@@ -359,6 +359,28 @@ impl Keys {
         self.index_key_with_room(namespace, 0)
     }
 
+    /// The index key of `namespace` (not empty) as the start of `session_key`, the key
+    /// [`session_key`](Self::session_key) gave for `namespace` and `id`, which is the index key,
+    /// `:` and the id in both layouts: a login's batch writes both without a second string.
+    /// A key of another shape gets the index key built anew.
+    pub(crate) fn index_key_in<'k>(
+        &self,
+        session_key: &'k str,
+        namespace: &str,
+        id: &str,
+    ) -> Cow<'k, str> {
+        let index = session_key
+            .strip_suffix(id)
+            .and_then(|rest| rest.strip_suffix(':'));
+        match index {
+            Some(index) if !namespace.is_empty() => {
+                debug_assert_eq!(index, self.index_key(namespace));
+                Cow::Borrowed(index)
+            }
+            _ => Cow::Owned(self.index_key(namespace)),
+        }
+    }
+
     /// [`index_key`](Self::index_key) in a string with room for `extra` more bytes.
     fn index_key_with_room(&self, namespace: &str, extra: usize) -> String {
         let namespace = encode_namespace(namespace);
@@ -543,6 +565,24 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_index_key_starts_the_session_key(
+            prefix in any::<String>(),
+            namespace in any::<String>(),
+            id in "[0-9a-f]{64}",
+            cluster in any::<bool>(),
+        ) {
+            prop_assume!(!namespace.is_empty());
+            let layout = if cluster { KeyLayout::Cluster } else { KeyLayout::Uapi };
+            let keys = Keys::with_layout(prefix, layout);
+            let session = keys.session_key(&namespace, &id);
+            let index = keys.index_key_in(&session, &namespace, &id);
+            prop_assert!(matches!(index, Cow::Borrowed(_)));
+            prop_assert_eq!(&*index, keys.index_key(&namespace));
+            // Not a session key of that id: built anew, the same.
+            prop_assert_eq!(&*keys.index_key_in("x", &namespace, &id), keys.index_key(&namespace));
+        }
+
         #[test]
         fn cluster_keys_of_a_namespace_share_one_tag(
             prefix in any::<String>(),

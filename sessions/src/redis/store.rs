@@ -992,7 +992,8 @@ impl<C: DirectConnection> Core<C> {
         let mut digits = itoa::Buffer::new();
         let ttl_millis = max_age_millis(op.max_age);
         let ttl = digits.format(ttl_millis).as_bytes();
-        let index = (!op.namespace.is_empty()).then(|| self.keys.index_key(op.namespace));
+        let index =
+            (!op.namespace.is_empty()).then(|| self.keys.index_key_in(key, op.namespace, op.id));
         let now = self.saves.redis_now_millis();
         let expiry = Seconds::from_millis(now.saturating_add_unsigned(ttl_millis));
         let trim = index.is_some()
