@@ -128,8 +128,7 @@ impl CookieSettings {
 #[derive(Debug)]
 pub(crate) struct SetCookieTemplate {
     settings: CookieSettings,
-    name: String,
-    /// `name=`.
+    /// `name=`: the name is all but its last byte.
     prefix: String,
     /// Everything after the value: `; HttpOnly; SameSite=Lax; Max-Age=2678400`, say.
     attributes: String,
@@ -150,7 +149,6 @@ impl SetCookieTemplate {
             .to_owned();
         SetCookieTemplate {
             settings: settings.clone(),
-            name: name.to_owned(),
             prefix: format!("{name}="),
             attributes,
             path: cookie.path().map(str::to_owned),
@@ -160,17 +158,17 @@ impl SetCookieTemplate {
 
     /// The cookie's name.
     pub(crate) fn name(&self) -> &str {
-        &self.name
+        &self.prefix[..self.prefix.len() - 1]
     }
 
     /// Name, path and domain, as [`Cookie`]'s accessors give them for the cookie this makes.
     pub(crate) fn key(&self) -> (&str, Option<&str>, Option<&str>) {
-        (&self.name, self.path.as_deref(), self.domain.as_deref())
+        (self.name(), self.path.as_deref(), self.domain.as_deref())
     }
 
     /// The cookie that deletes this one (see [`CookieSettings::removal`]).
     pub(crate) fn removal(&self) -> Cookie<'static> {
-        self.settings.removal(&self.name)
+        self.settings.removal(self.name())
     }
 
     /// The length of the `Set-Cookie` value for a value of `value_len` bytes.
@@ -210,7 +208,7 @@ impl SetCookieTemplate {
 
     /// The cookie itself, for [`ResponseCookies::get`](crate::ResponseCookies::get).
     pub(crate) fn cookie(&self, value: &str) -> Cookie<'static> {
-        self.settings.cookie(&self.name, value.to_owned())
+        self.settings.cookie(self.name(), value.to_owned())
     }
 }
 

@@ -11,7 +11,7 @@ use serde::{
 /// A session's contents: string keys to string values (uapi's `dict[str, str]`), in key
 /// order.
 ///
-/// A map with the calls of a `BTreeMap<String, String>` (which it was until 0.1): [`get`],
+/// A map with the calls of a `BTreeMap<String, String>` (which it used to be): [`get`],
 /// [`insert`], [`remove`], [`iter`] in key order, `session["key"]`, `collect`, `extend`, and
 /// `From` an array of pairs or a `BTreeMap`. It serializes as a JSON object in key order:
 /// `{"user_id":"alice"}`, what a signed cookie and the Redis store keep.
