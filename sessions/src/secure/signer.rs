@@ -368,7 +368,9 @@ fn decode_timestamp(text: &[u8]) -> Result<u64, BadToken> {
 ///
 /// `false` means "maybe": zlib decides.
 fn cannot_save_two_bytes(data: &[u8]) -> bool {
-    const MAX_LEN: usize = 256;
+    // A byte's count among the literals fits in a `u8`, and a sequence's start plus one
+    // in a slot of `repeated_trigrams`.
+    const MAX_LEN: usize = 255;
     let n = data.len();
     if n > MAX_LEN {
         return false;
@@ -376,33 +378,37 @@ fn cannot_save_two_bytes(data: &[u8]) -> bool {
     // A byte can be part of a match only if a 3-byte sequence starting at it or at one
     // of the two bytes before it occurred earlier (a match's source is earlier and every
     // match is at least 3 bytes). The other bytes are certainly literals.
-    let mut maybe_matched = [false; MAX_LEN];
-    // A typical session is a few dozen bytes: a set of 128 slots (512 bytes to clear, not
-    // 2 KiB) keeps it at most half full.
-    if n <= 64 {
-        mark_repeated_trigrams::<128>(data, &mut maybe_matched);
+    //
+    // A typical session is a few dozen bytes: 128 slots keep the set at most half full.
+    let maybe_matched = if n <= 64 {
+        repeated_trigrams::<128>(data)
     } else {
-        mark_repeated_trigrams::<{ 2 * MAX_LEN }>(data, &mut maybe_matched);
-    }
-    let mut counts = [0u16; 256];
-    // The distinct literal bytes, so that the sum below runs over those only.
-    let mut distinct = [0u8; 256];
-    let mut distinct_len = 0;
+        repeated_trigrams::<512>(data)
+    };
+    // One pass over the bytes, with nothing but fixed-size arrays on the stack: the
+    // literals' counts, the sets of certain and of maybe-matched bytes (as bit masks), and
+    // `Σ count·log2(count)` over the literals, summed as the counts grow (in fixed point:
+    // an integer addition takes one cycle, a floating-point one four).
+    let table = x_log2_x();
+    let mut counts = [0u8; 256];
+    let (mut certain, mut optional) = ([0u64; 4], [0u64; 4]);
+    let mut sum = 0u64;
     let mut literals = 0usize;
     // Maximal runs of bytes that may be matched.
     let mut runs = 0usize;
     let mut in_run = false;
-    for (&byte, &matched) in data.iter().zip(&maybe_matched) {
+    for (i, &byte) in data.iter().enumerate() {
+        let matched = maybe_matched[i / 64] >> (i % 64) & 1 == 1;
         runs += usize::from(matched && !in_run);
         in_run = matched;
+        let (word, bit) = (usize::from(byte / 64), 1u64 << (byte % 64));
         if matched {
+            optional[word] |= bit;
             continue;
         }
+        certain[word] |= bit;
         let count = &mut counts[usize::from(byte)];
-        if *count == 0 {
-            distinct[distinct_len] = byte;
-            distinct_len += 1;
-        }
+        sum += table.steps[usize::from(*count)];
         *count += 1;
         literals += 1;
     }
@@ -412,62 +418,56 @@ fn cannot_save_two_bytes(data: &[u8]) -> bool {
         return false;
     }
     // Whatever code the block uses, these certain literals and the end-of-block symbol
-    // cost at least their entropy: `total·log2(total) − Σ count·log2(count)`, from a
-    // table of `x·log2(x)`.
-    let table = x_log2_x();
+    // cost at least their entropy: `total·log2(total) − Σ count·log2(count)` (the
+    // end-of-block's count, 1, adds 0 to the sum).
     let total = literals + 1;
-    let entropy_bits = table[total]
-        - table[1]
-        - distinct[..distinct_len]
-            .iter()
-            .map(|&byte| table[usize::from(counts[usize::from(byte)])])
-            .sum::<f64>();
-    // Rounded down with a margin (relative and absolute), so that floating-point error
-    // cannot overstate it.
-    let data_bits = (entropy_bits * (1.0 - 1e-9) - 1e-6).floor().max(0.0) as usize + 2 * runs;
+    // `table` rounds the first term down and the sum's steps up, so that this cannot
+    // overstate it; then it is rounded down to whole bits.
+    let entropy_bits = table.values[total].saturating_sub(sum) >> XLog2X::FRACTION_BITS;
+    let data_bits = usize::try_from(entropy_bits).unwrap_or(0) + 2 * runs;
     if stream_len(29 + data_bits) + 1 >= n {
         return true;
     }
     // Not proven by the header's fixed part alone: count its code lengths (a few hundred
     // nanoseconds, against zlib's few microseconds).
-    let mut certain = [0u64; 4];
-    for &byte in &distinct[..distinct_len] {
-        certain[usize::from(byte / 64)] |= 1 << (byte % 64);
-    }
-    let mut optional = [0u64; 4];
-    for (&byte, &matched) in data.iter().zip(&maybe_matched) {
-        optional[usize::from(byte / 64)] |= u64::from(matched) << (byte % 64);
-    }
     let header_bits = 29 + min_code_length_bits(certain, optional);
     stream_len(header_bits + data_bits) + 1 >= n
 }
 
-/// Marks the three bytes of each 3-byte sequence of `data` that occurred earlier in it.
+/// The bytes of `data` in a 3-byte sequence that occurred earlier in it, as a bit mask
+/// (bit `i % 64` of word `i / 64` for byte `i`); `data` is at most 255 bytes.
 ///
 /// The sequences seen so far are kept in an open-addressing set of `SLOTS` (a power of two,
-/// at least twice `data.len()`, so at most half full).
-fn mark_repeated_trigrams<const SLOTS: usize>(data: &[u8], maybe_matched: &mut [bool]) {
-    debug_assert!(SLOTS.is_power_of_two() && SLOTS >= 2 * data.len());
-    let mut seen = [0u32; SLOTS];
-    for (start, window) in data.windows(3).enumerate() {
-        // Never 0, which marks an empty slot.
-        let trigram = u32::from_be_bytes([1, window[0], window[1], window[2]]);
+/// at least twice `data.len()`, so at most half full), each slot one byte: the start plus
+/// one of the sequence's first occurrence, or 0 for an empty slot. The set is a cache line
+/// or two of the stack to clear, and the sequences are compared in `data` itself.
+fn repeated_trigrams<const SLOTS: usize>(data: &[u8]) -> [u64; 4] {
+    debug_assert!(SLOTS.is_power_of_two() && SLOTS >= 2 * data.len() && data.len() < 256);
+    let trigram_at =
+        |start: usize| u32::from_be_bytes([1, data[start], data[start + 1], data[start + 2]]);
+    let mut seen = [0u8; SLOTS];
+    let mut marked = [0u64; 4];
+    for start in 0..data.len().saturating_sub(2) {
+        let trigram = trigram_at(start);
         let mut slot =
             (trigram.wrapping_mul(0x9E37_79B1) >> (32 - SLOTS.trailing_zeros())) as usize;
         loop {
             match seen[slot] {
                 0 => {
-                    seen[slot] = trigram;
+                    seen[slot] = (start + 1) as u8;
                     break;
                 }
-                earlier if earlier == trigram => {
-                    maybe_matched[start..start + 3].fill(true);
+                first if trigram_at(usize::from(first) - 1) == trigram => {
+                    for i in start..start + 3 {
+                        marked[i / 64] |= 1 << (i % 64);
+                    }
                     break;
                 }
                 _ => slot = (slot + 1) % SLOTS,
             }
         }
     }
+    marked
 }
 
 /// The fewest bits a dynamic-Huffman header can spend on the code lengths of the
@@ -543,15 +543,43 @@ fn min_code_length_bits(certain: [u64; 4], optional: [u64; 4]) -> usize {
     used.div_ceil(2)
 }
 
-/// `x·log2(x)` for `x` in `0..=257` (0 for 0): the terms of [`cannot_save_two_bytes`]'s
-/// entropy, computed once.
-fn x_log2_x() -> &'static [f64; 258] {
-    static TABLE: std::sync::OnceLock<[f64; 258]> = std::sync::OnceLock::new();
+/// `x·log2(x)` for the terms of [`cannot_save_two_bytes`]'s entropy, in fixed point
+/// ([`FRACTION_BITS`](Self::FRACTION_BITS) bits after the point), computed once.
+struct XLog2X {
+    /// `x·log2(x)` for `x` in `0..=256` (0 for 0), rounded down.
+    values: [u64; 257],
+    /// `(c + 1)·log2(c + 1) − c·log2(c)` for `c` in `0..=255`, rounded up: what a literal
+    /// whose byte has been counted `c` times so far adds to `Σ count·log2(count)`.
+    steps: [u64; 256],
+}
+
+impl XLog2X {
+    const FRACTION_BITS: u32 = 32;
+}
+
+fn x_log2_x() -> &'static XLog2X {
+    static TABLE: std::sync::OnceLock<XLog2X> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut table = [0.0; 258];
-        for (x, entry) in table.iter_mut().enumerate().skip(1) {
+        let scale = f64::from(1u32 << 31) * 2.0;
+        let exact = |x: usize| {
             let x = x as f64;
-            *entry = x * x.log2();
+            if x == 0.0 {
+                0.0
+            } else {
+                x * x.log2() * scale
+            }
+        };
+        // A unit (2^-32 bits) more each way than the rounding needs: the floating-point
+        // error of these numbers, below 2048 · 2^32, is a ten-thousandth of a unit.
+        let mut table = XLog2X {
+            values: [0; 257],
+            steps: [0; 256],
+        };
+        for (x, value) in table.values.iter_mut().enumerate() {
+            *value = (exact(x).floor() as u64).saturating_sub(1);
+        }
+        for (c, step) in table.steps.iter_mut().enumerate() {
+            *step = (exact(c + 1) - exact(c)).ceil() as u64 + 1;
         }
         table
     })
@@ -1454,6 +1482,29 @@ mod tests {
                 let compressed = compress(&data).expect("zlib compresses in memory");
                 prop_assert!(compressed.len() + 1 >= data.len(), "{} -> {}", data.len(), compressed.len());
             }
+        }
+
+        #[test]
+        fn repeated_trigrams_are_found_as_by_a_plain_search(
+            data in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..256),
+                prop::collection::vec(prop::sample::select(b"ab{}\":,".to_vec()), 0..256),
+            ],
+        ) {
+            let mut plain = [0u64; 4];
+            for start in 0..data.len().saturating_sub(2) {
+                if data[..start + 2].windows(3).any(|earlier| earlier == &data[start..start + 3]) {
+                    for i in start..start + 3 {
+                        plain[i / 64] |= 1 << (i % 64);
+                    }
+                }
+            }
+            let found = if data.len() <= 64 {
+                repeated_trigrams::<128>(&data)
+            } else {
+                repeated_trigrams::<512>(&data)
+            };
+            prop_assert_eq!(found, plain);
         }
 
         #[test]
