@@ -253,6 +253,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let stop = sessions::shutdown_signal();
     let listener = match TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -262,9 +263,6 @@ async fn main() -> ExitCode {
     };
     let port = listener.local_addr().map_or(args.port, |a| a.port());
     println!("listening on http://127.0.0.1:{port}");
-    let stop = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
     match service.serve_with_shutdown(listener, stop).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

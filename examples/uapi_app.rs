@@ -376,50 +376,14 @@ async fn app(options: &Options) -> Result<App, String> {
     Ok(app)
 }
 
-/// Completes on Ctrl-C (SIGINT) or SIGTERM.
-///
-/// The handlers are installed here, when it is called, not when the future is first polled:
-/// `serve_with_shutdown` polls it beside the listener, and a request can be answered (on
-/// another worker thread) before that first poll, so a SIGTERM sent right after the first
-/// response would otherwise kill the process with the default action.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    let (interrupt, terminate) = {
-        use tokio::signal::unix::{signal, SignalKind};
-        (
-            signal(SignalKind::interrupt()).ok(),
-            signal(SignalKind::terminate()).ok(),
-        )
-    };
-    async move {
-        #[cfg(unix)]
-        {
-            let wait = |stream: Option<tokio::signal::unix::Signal>| async move {
-                match stream {
-                    Some(mut stream) => {
-                        stream.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                () = wait(interrupt) => {}
-                () = wait(terminate) => {}
-            }
-        }
-        #[cfg(not(unix))]
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tracing::info!("shutting down");
-    }
-}
-
 async fn run(options: Options) -> Result<(), String> {
     let service = app(&options)
         .await?
         .build()
         .map_err(|error| error.to_string())?;
+    // Installed before "listening on" is printed: a script may stop the server any time
+    // after that line (see `shutdown_signal`).
+    let signal = sessions::shutdown_signal();
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, options.port));
     let listener = TcpListener::bind(addr)
         .await
@@ -434,7 +398,7 @@ async fn run(options: Options) -> Result<(), String> {
         .map_err(|error| format!("cannot write to stdout: {error}"))?;
     drop(stdout);
     service
-        .serve_with_shutdown(listener, shutdown_signal())
+        .serve_with_shutdown(listener, signal)
         .await
         .map_err(|error| error.to_string())
 }

@@ -268,9 +268,10 @@ impl App {
         }
     }
 
-    /// Builds the app and serves it on `addr` until Ctrl-C, then shuts down
-    /// gracefully. See [`AppService::serve_with_shutdown`] for control over
-    /// the listener and the signal.
+    /// Builds the app and serves it on `addr` until Ctrl-C (or, on Unix,
+    /// SIGTERM), then shuts down gracefully: see [`shutdown_signal`]. See
+    /// [`AppService::serve_with_shutdown`] for control over the listener and
+    /// the signal.
     ///
     /// # Errors
     ///
@@ -278,17 +279,68 @@ impl App {
     /// when the address cannot be bound.
     pub async fn serve(self, addr: SocketAddr) -> Result<(), ServeError> {
         let service = self.build()?;
+        // Installed before the first connection can be accepted.
+        let signal = shutdown_signal();
         let listener = TcpListener::bind(addr).await?;
         tracing::info!(addr = %listener.local_addr()?, "serving");
-        service
-            .serve_with_shutdown(listener, async {
-                // If the signal cannot be installed, serve until killed.
-                if tokio::signal::ctrl_c().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            })
-            .await?;
+        service.serve_with_shutdown(listener, signal).await?;
         Ok(())
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM: the shutdown signal of
+/// [`App::serve`], for [`AppService::serve_with_shutdown`].
+///
+/// The handlers are installed when this is called, not when the future is first
+/// polled, so call it before the server starts: `serve_with_shutdown` polls the
+/// signal beside the listener, and a request can be answered (on another worker
+/// thread) before that first poll; a signal sent in between would otherwise end the
+/// process with the default action, without the graceful shutdown. A handler that
+/// cannot be installed never completes (the server runs until killed).
+///
+/// # Panics
+///
+/// Outside a Tokio runtime (Tokio's signal handling needs its I/O driver).
+///
+/// ```no_run
+/// # #[tokio::main]
+/// # async fn main() -> std::io::Result<()> {
+/// # let service = sessions::App::new().build().expect("builds");
+/// let signal = sessions::shutdown_signal();
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+/// service.serve_with_shutdown(listener, signal).await
+/// # }
+/// ```
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let (interrupt, terminate) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |stream: Option<tokio::signal::unix::Signal>| async move {
+                match stream {
+                    Some(mut stream) => {
+                        stream.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {}
+                () = wait(terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tracing::info!("shutting down");
     }
 }
 

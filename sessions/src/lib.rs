@@ -125,7 +125,10 @@ pub mod store;
 pub use sessions_macros::handler;
 
 pub use crate::{
-    app::{App, AppService, BuildError, ResponseFuture, ServeError, DEFAULT_BODY_LIMIT},
+    app::{
+        shutdown_signal, App, AppService, BuildError, ResponseFuture, ServeError,
+        DEFAULT_BODY_LIMIT,
+    },
     body::{Body, BoxError},
     cookies::{CookieSettings, SameSite},
     error::{Error, Rejection, Result},
