@@ -291,12 +291,14 @@ impl App {
 /// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM: the shutdown signal of
 /// [`App::serve`], for [`AppService::serve_with_shutdown`].
 ///
-/// The handlers are installed when this is called, not when the future is first
-/// polled, so call it before the server starts: `serve_with_shutdown` polls the
-/// signal beside the listener, and a request can be answered (on another worker
+/// On Unix the handlers are installed when this is called, not when the future is
+/// first polled, so call it before the server starts: `serve_with_shutdown` polls
+/// the signal beside the listener, and a request can be answered (on another worker
 /// thread) before that first poll; a signal sent in between would otherwise end the
-/// process with the default action, without the graceful shutdown. A handler that
-/// cannot be installed never completes (the server runs until killed).
+/// process with the default action, without the graceful shutdown. A signal whose
+/// handler cannot be installed is not waited for; with neither, the future never
+/// completes (the server runs until killed). Elsewhere it waits for Tokio's
+/// `ctrl_c`, whose handler is installed when the future is first polled.
 ///
 /// # Panics
 ///
