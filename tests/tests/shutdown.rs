@@ -7,12 +7,7 @@
 
 use std::{process::Command, time::Duration};
 
-use sessions::{handler, App};
-
-#[handler]
-async fn index() -> &'static str {
-    "up"
-}
+use sessions::App;
 
 fn sigterm_to_self() {
     let sent = Command::new("kill")
@@ -24,9 +19,7 @@ fn sigterm_to_self() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signal_sent_before_the_server_first_polls_it_shuts_the_server_down() {
-    let mut app = App::new();
-    app.get("/", index);
-    let service = app.build().expect("the app builds");
+    let service = App::new().build().expect("the app builds");
     let signal = sessions::shutdown_signal();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

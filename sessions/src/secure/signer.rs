@@ -378,13 +378,7 @@ fn cannot_save_two_bytes(data: &[u8]) -> bool {
     // A byte can be part of a match only if a 3-byte sequence starting at it or at one
     // of the two bytes before it occurred earlier (a match's source is earlier and every
     // match is at least 3 bytes). The other bytes are certainly literals.
-    //
-    // A typical session is a few dozen bytes: 128 slots keep the set at most half full.
-    let maybe_matched = if n <= 64 {
-        repeated_trigrams::<128>(data)
-    } else {
-        repeated_trigrams::<512>(data)
-    };
+    let maybe_matched = repeated_trigrams(data);
     // One pass over the bytes, with nothing but fixed-size arrays on the stack: the
     // literals' counts, the sets of certain and of maybe-matched bytes (as bit masks), and
     // `Σ count·log2(count)` over the literals, summed as the counts grow (in fixed point:
@@ -436,12 +430,22 @@ fn cannot_save_two_bytes(data: &[u8]) -> bool {
 
 /// The bytes of `data` in a 3-byte sequence that occurred earlier in it, as a bit mask
 /// (bit `i % 64` of word `i / 64` for byte `i`); `data` is at most 255 bytes.
+fn repeated_trigrams(data: &[u8]) -> [u64; 4] {
+    // A typical session is a few dozen bytes: 128 slots keep the set at most half full.
+    if data.len() <= 64 {
+        repeated_trigrams_in::<128>(data)
+    } else {
+        repeated_trigrams_in::<512>(data)
+    }
+}
+
+/// [`repeated_trigrams`] with a set of `SLOTS`.
 ///
 /// The sequences seen so far are kept in an open-addressing set of `SLOTS` (a power of two,
 /// at least twice `data.len()`, so at most half full), each slot one byte: the start plus
 /// one of the sequence's first occurrence, or 0 for an empty slot. The set is a cache line
 /// or two of the stack to clear, and the sequences are compared in `data` itself.
-fn repeated_trigrams<const SLOTS: usize>(data: &[u8]) -> [u64; 4] {
+fn repeated_trigrams_in<const SLOTS: usize>(data: &[u8]) -> [u64; 4] {
     debug_assert!(SLOTS.is_power_of_two() && SLOTS >= 2 * data.len() && data.len() < 256);
     let trigram_at =
         |start: usize| u32::from_be_bytes([1, data[start], data[start + 1], data[start + 2]]);
@@ -560,14 +564,10 @@ impl XLog2X {
 fn x_log2_x() -> &'static XLog2X {
     static TABLE: std::sync::OnceLock<XLog2X> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
-        let scale = f64::from(1u32 << 31) * 2.0;
-        let exact = |x: usize| {
-            let x = x as f64;
-            if x == 0.0 {
-                0.0
-            } else {
-                x * x.log2() * scale
-            }
+        let scale = (1u64 << XLog2X::FRACTION_BITS) as f64;
+        let exact = |x: usize| match x {
+            0 => 0.0,
+            x => x as f64 * (x as f64).log2() * scale,
         };
         // A unit (2^-32 bits) more each way than the rounding needs: the floating-point
         // error of these numbers, below 2048 · 2^32, is a ten-thousandth of a unit.
@@ -1499,12 +1499,7 @@ mod tests {
                     }
                 }
             }
-            let found = if data.len() <= 64 {
-                repeated_trigrams::<128>(&data)
-            } else {
-                repeated_trigrams::<512>(&data)
-            };
-            prop_assert_eq!(found, plain);
+            prop_assert_eq!(repeated_trigrams(&data), plain);
         }
 
         #[test]
