@@ -6,6 +6,7 @@ mod mac;
 pub(crate) mod signer;
 
 use std::{
+    cell::Cell,
     collections::HashMap,
     fmt,
     ops::{Deref, DerefMut},
@@ -326,6 +327,30 @@ impl DerefMut for Session {
     }
 }
 
+thread_local! {
+    /// The JSON of the session being signed, reused from one `update_session` to the next
+    /// on a thread: the JSON is only the signer's input, and a fresh vector for it was one
+    /// allocation and one free per login.
+    static JSON_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The most of [`JSON_BUFFER`]'s capacity kept between calls: a session's JSON larger than
+/// a cookie can hold is refused anyway, and one such session should not hold memory.
+const JSON_BUFFER_KEPT: usize = 2 * MAX_COOKIE_SIZE;
+
+/// Runs `write` on an empty buffer: the thread's [`JSON_BUFFER`], taken out for the call
+/// (so a nested call would just get a fresh one), or a fresh one during the thread's
+/// teardown.
+fn with_json_buffer<R>(write: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut buffer = JSON_BUFFER.try_with(Cell::take).unwrap_or_default();
+    buffer.clear();
+    let result = write(&mut buffer);
+    if buffer.capacity() <= JSON_BUFFER_KEPT {
+        let _ = JSON_BUFFER.try_with(|cell| cell.set(buffer));
+    }
+    result
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -346,16 +371,18 @@ impl Session {
             self.cookies.set(self.config.set_cookie.removal());
             return Ok(());
         }
-        let json = serde_json::to_vec(&self.data)?;
         let template = &self.config.set_cookie;
         // Signed straight into the `Set-Cookie` value, which becomes the header value as it
         // is: no token string to allocate, check as UTF-8 and copy again.
-        let formatted = self.config.signer.sign_framed(
-            &json,
-            now(),
-            template.prefix().as_bytes(),
-            template.attributes().as_bytes(),
-        );
+        let formatted = with_json_buffer(|json| {
+            serde_json::to_writer(&mut *json, &self.data)?;
+            Ok::<_, serde_json::Error>(self.config.signer.sign_framed(
+                json,
+                now(),
+                template.prefix().as_bytes(),
+                template.attributes().as_bytes(),
+            ))
+        })?;
         if formatted.len() > MAX_COOKIE_SIZE {
             return Err(Error::CookieTooLarge {
                 name: template.name().to_owned(),
