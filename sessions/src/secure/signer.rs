@@ -379,12 +379,11 @@ fn cannot_save_two_bytes(data: &[u8]) -> bool {
     // of the two bytes before it occurred earlier (a match's source is earlier and every
     // match is at least 3 bytes). The other bytes are certainly literals.
     let maybe_matched = repeated_trigrams(data);
-    let is_matched = |i: usize| maybe_matched[i / 64] >> (i % 64) & 1 == 1;
-    // One pass over the literals with nothing but a count per byte on the stack:
-    // `Σ count·log2(count)` over the literals, summed as the counts grow (in fixed point:
-    // an integer addition takes one cycle, a floating-point one four). The sets of bytes
-    // the header needs are made only when it comes to the header (below): kept here, their
-    // bit masks were a chain of read-modify-writes through memory, most of the loop's time.
+    // One pass over the bytes with nothing but fixed-size arrays on the stack: the
+    // literals' counts and `Σ count·log2(count)` over the literals, summed as the counts
+    // grow (in fixed point: an integer addition takes one cycle, a floating-point one
+    // four); with repeated sequences, also the sets of certain and of maybe-matched bytes
+    // (as bit masks) that the header's code lengths need.
     let table = x_log2_x();
     let mut counts = [0u8; 256];
     let mut sum = 0u64;
@@ -393,19 +392,27 @@ fn cannot_save_two_bytes(data: &[u8]) -> bool {
         sum += table.steps[usize::from(*count)];
         *count += 1;
     };
+    let (mut certain, mut optional) = ([0u64; 4], [0u64; 4]);
     // Maximal runs of bytes that may be matched, and the certain literals.
     let (runs, literals) = if maybe_matched == [0; 4] {
-        // No repeated sequence, as in most small sessions: every byte is a literal.
+        // No repeated sequence, as in most small sessions: every byte is a literal, and
+        // the loop is only the counts and the sum. The sets, a read-modify-write through
+        // memory per byte (most of the loop's time, in perf annotate), are made later if
+        // the header's code lengths must be counted, which for such sessions they are not.
         data.iter().copied().for_each(&mut count_literal);
         (0, n)
     } else {
         let (mut runs, mut literals) = (0usize, 0usize);
         let mut in_run = false;
         for (i, &byte) in data.iter().enumerate() {
-            let matched = is_matched(i);
+            let matched = maybe_matched[i / 64] >> (i % 64) & 1 == 1;
             runs += usize::from(matched && !in_run);
             in_run = matched;
-            if !matched {
+            let (word, bit) = (usize::from(byte / 64), 1u64 << (byte % 64));
+            if matched {
+                optional[word] |= bit;
+            } else {
+                certain[word] |= bit;
                 count_literal(byte);
                 literals += 1;
             }
@@ -429,16 +436,12 @@ fn cannot_save_two_bytes(data: &[u8]) -> bool {
         return true;
     }
     // Not proven by the header's fixed part alone: count its code lengths (a few hundred
-    // nanoseconds, against zlib's few microseconds), from the sets of certain and of
-    // maybe-matched bytes, as bit masks.
-    let (mut certain, mut optional) = ([0u64; 4], [0u64; 4]);
-    for (i, &byte) in data.iter().enumerate() {
-        let set = if is_matched(i) {
-            &mut optional
-        } else {
-            &mut certain
-        };
-        set[usize::from(byte / 64)] |= 1 << (byte % 64);
+    // nanoseconds, against zlib's few microseconds). Without repeated sequences the sets
+    // were not made above: every byte is certain.
+    if maybe_matched == [0; 4] {
+        for &byte in data {
+            certain[usize::from(byte / 64)] |= 1 << (byte % 64);
+        }
     }
     let header_bits = 29 + min_code_length_bits(certain, optional);
     stream_len(header_bits + data_bits) + 1 >= n
@@ -465,8 +468,10 @@ fn repeated_trigrams_in<const SLOTS: usize>(data: &[u8]) -> [u64; 4] {
     debug_assert!(SLOTS.is_power_of_two() && SLOTS >= 2 * data.len() && data.len() < 256);
     let mut seen = [0u8; SLOTS];
     let mut marked = [0u64; 4];
+    let trigram_at =
+        |sequence: &[u8]| u32::from_be_bytes([1, sequence[0], sequence[1], sequence[2]]);
     for (start, sequence) in data.windows(3).enumerate() {
-        let trigram = u32::from_be_bytes([1, sequence[0], sequence[1], sequence[2]]);
+        let trigram = trigram_at(sequence);
         let mut slot =
             (trigram.wrapping_mul(0x9E37_79B1) >> (32 - SLOTS.trailing_zeros())) as usize;
         loop {
@@ -475,10 +480,7 @@ fn repeated_trigrams_in<const SLOTS: usize>(data: &[u8]) -> [u64; 4] {
                     seen[slot] = (start + 1) as u8;
                     break;
                 }
-                first
-                    if data.get(usize::from(first) - 1..usize::from(first) + 2)
-                        == Some(sequence) =>
-                {
+                first if trigram_at(&data[usize::from(first) - 1..]) == trigram => {
                     for i in start..start + 3 {
                         marked[i / 64] |= 1 << (i % 64);
                     }
