@@ -185,7 +185,10 @@ fn expand(handler: &Handler, args: Args) -> TokenStream {
                         Output = ::core::result::Result<Self::Output, #private::Rejection>,
                     > + ::core::marker::Send + 'a {
                         async move {
-                            #(let #args_idents = self.#fields.provide(__sessions_cx).await?;)*
+                            #(let #args_idents = match self.#fields.provide_ready(__sessions_cx) {
+                                ::core::option::Option::Some(value) => value?,
+                                ::core::option::Option::None => self.#fields.provide(__sessions_cx).await?,
+                            };)*
                             ::core::result::Result::Ok(#call)
                         }
                     }

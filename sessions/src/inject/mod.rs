@@ -272,6 +272,19 @@ impl<T: Send + 'static> Provider<T> {
         }
     }
 
+    /// Supplies the value for one request at once, if this provider does not
+    /// wait ([`from_fn`](Self::from_fn), or [`map`](Self::map) of one);
+    /// `None` for one that does, which [`provide`](Self::provide) supplies.
+    ///
+    /// The handler glue tries this first: a value returned from here goes
+    /// straight into the handler's arguments, without a future around it.
+    pub fn provide_ready(&self, cx: &mut RequestContext) -> Option<Result<T, Rejection>> {
+        match &self.0 {
+            ProviderKind::Sync(f) => Some(f(cx)),
+            ProviderKind::Async(_) => None,
+        }
+    }
+
     /// Supplies the value for one request.
     pub fn provide<'a>(&'a self, cx: &'a mut RequestContext) -> Provide<'a, T> {
         Provide(match &self.0 {
@@ -698,4 +711,33 @@ pub(crate) fn has_content_type(cx: &RequestContext, expected: &str) -> bool {
             && essence.len() > "application/+json".len()
             && essence[..12].eq_ignore_ascii_case("application/")
             && essence[essence.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> RequestContext {
+        let (parts, ()) = http::Request::builder()
+            .uri("/")
+            .body(())
+            .expect("a valid request")
+            .into_parts();
+        RequestContext::new(parts, crate::Body::empty(), Vec::new(), "test")
+    }
+
+    #[test]
+    fn only_a_provider_that_does_not_wait_is_ready() {
+        let mut cx = context();
+        let ready = Provider::from_fn(|_| Ok(7u32)).map(|n| Ok(n + 1));
+        assert!(matches!(ready.provide_ready(&mut cx), Some(Ok(8))));
+        let waits = Provider::from_async(|_| Box::pin(async { Ok(7u32) }));
+        assert!(waits.provide_ready(&mut cx).is_none());
+        let waits = waits.map(|n| Ok(n + 1));
+        assert!(waits.provide_ready(&mut cx).is_none());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        assert_eq!(runtime.block_on(waits.provide(&mut cx)).ok(), Some(8));
+    }
 }
