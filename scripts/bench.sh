@@ -183,6 +183,10 @@ start_server() {
     # shellcheck disable=SC2046
     local under=()
     [[ $mode == instructions ]] && under=(valgrind --tool=callgrind --callgrind-out-file="$work/$name.cg")
+    # Emptied here, before the server starts: the background job opens its output only
+    # once it runs, and until then the loop below would read the port of this server's
+    # previous round, long closed.
+    : >"$work/$name.out"
     RUST_LOG=${RUST_LOG:-warn} taskset -c "$server_cpu" "${under[@]}" $(command_of "$name") \
         >"$work/$name.out" 2>"$work/$name.err" &
     server_pid=$!
