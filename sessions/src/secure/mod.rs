@@ -457,3 +457,33 @@ impl Inject for Session {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_buffer_is_empty_each_time_and_not_kept_when_large() {
+        with_json_buffer(|outer| {
+            outer.extend_from_slice(b"outer");
+            // A nested call gets a buffer of its own, empty.
+            with_json_buffer(|inner| {
+                assert!(inner.is_empty());
+                inner.extend_from_slice(b"inner");
+            });
+            assert_eq!(outer, b"outer");
+        });
+        with_json_buffer(|buffer| {
+            assert!(buffer.is_empty());
+            buffer.resize(JSON_BUFFER_KEPT + 1, b'x');
+        });
+        let kept = JSON_BUFFER.with(|cell| {
+            let buffer = cell.take();
+            let capacity = buffer.capacity();
+            cell.set(buffer);
+            capacity
+        });
+        assert!(kept <= JSON_BUFFER_KEPT, "kept {kept} bytes");
+        with_json_buffer(|buffer| assert!(buffer.is_empty()));
+    }
+}
