@@ -208,6 +208,17 @@ stop_server() {
     server_pid=
 }
 
+# What a failed check prints about the server: whether it still runs, and the end
+# of what it wrote.
+server_state() {
+    if kill -0 "$server_pid" 2>/dev/null; then
+        echo "  $name (pid $server_pid, port $port) is running; its stderr ends with:"
+    else
+        echo "  $name (pid $server_pid, port $port) has exited; its stderr ends with:"
+    fi
+    tail -n 20 "$work/$name.err" | sed 's/^/    /'
+}
+
 # The `name=value` of the session cookie of a fresh login; checks that the
 # session is really read back.
 login_cookie() {
@@ -217,6 +228,7 @@ login_cookie() {
     body=$(curl -sS -H "Cookie: $cookie" "$base/")
     if [[ -z $cookie || $body != *bench* ]]; then
         echo "bench.sh: $name: login did not give a working session (cookie '$cookie', GET / '$body')" >&2
+        server_state >&2
         return 1
     fi
     echo "$cookie"
@@ -268,8 +280,8 @@ for round in $(seq "$rounds"); do
                 args=(-H "Cookie: $cookie" "$base/")
                 ;;
             write)
-                status=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$base/login?username=bench")
-                [[ $status == 2* ]] || { echo "bench.sh: $name: POST /login answered $status" >&2; exit 1; }
+                status=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$base/login?username=bench" || true)
+                [[ $status == 2* ]] || { echo "bench.sh: $name: POST /login answered $status" >&2; server_state >&2; exit 1; }
                 args=(-s "$work/post.lua" "$base/login?username=bench")
                 ;;
             *) echo "bench.sh: unknown workload $workload" >&2; exit 1 ;;
