@@ -379,6 +379,7 @@ fn cannot_save_two_bytes(data: &[u8]) -> bool {
     // of the two bytes before it occurred earlier (a match's source is earlier and every
     // match is at least 3 bytes). The other bytes are certainly literals.
     let maybe_matched = repeated_trigrams(data);
+    let repeats = maybe_matched != [0; 4];
     // One pass over the bytes with nothing but fixed-size arrays on the stack: the
     // literals' counts and `Σ count·log2(count)` over the literals, summed as the counts
     // grow (in fixed point: an integer addition takes one cycle, a floating-point one
@@ -394,7 +395,7 @@ fn cannot_save_two_bytes(data: &[u8]) -> bool {
     };
     let (mut certain, mut optional) = ([0u64; 4], [0u64; 4]);
     // Maximal runs of bytes that may be matched, and the certain literals.
-    let (runs, literals) = if maybe_matched == [0; 4] {
+    let (runs, literals) = if !repeats {
         // No repeated sequence, as in most small sessions: every byte is a literal, and
         // the loop is only the counts and the sum. The sets, a read-modify-write through
         // memory per byte (most of the loop's time, in perf annotate), are made later if
@@ -405,14 +406,13 @@ fn cannot_save_two_bytes(data: &[u8]) -> bool {
         let (mut runs, mut literals) = (0usize, 0usize);
         let mut in_run = false;
         for (i, &byte) in data.iter().enumerate() {
-            let matched = maybe_matched[i / 64] >> (i % 64) & 1 == 1;
+            let matched = contains(&maybe_matched, i);
             runs += usize::from(matched && !in_run);
             in_run = matched;
-            let (word, bit) = (usize::from(byte / 64), 1u64 << (byte % 64));
             if matched {
-                optional[word] |= bit;
+                insert(&mut optional, usize::from(byte));
             } else {
-                certain[word] |= bit;
+                insert(&mut certain, usize::from(byte));
                 count_literal(byte);
                 literals += 1;
             }
@@ -438,9 +438,9 @@ fn cannot_save_two_bytes(data: &[u8]) -> bool {
     // Not proven by the header's fixed part alone: count its code lengths (a few hundred
     // nanoseconds, against zlib's few microseconds). Without repeated sequences the sets
     // were not made above: every byte is certain.
-    if maybe_matched == [0; 4] {
+    if !repeats {
         for &byte in data {
-            certain[usize::from(byte / 64)] |= 1 << (byte % 64);
+            insert(&mut certain, usize::from(byte));
         }
     }
     let header_bits = 29 + min_code_length_bits(certain, optional);
@@ -469,7 +469,7 @@ fn repeated_trigrams_in<const SLOTS: usize>(data: &[u8]) -> [u64; 4] {
     let mut seen = [0u8; SLOTS];
     let mut marked = [0u64; 4];
     let trigram_at =
-        |sequence: &[u8]| u32::from_be_bytes([1, sequence[0], sequence[1], sequence[2]]);
+        |sequence: &[u8]| u32::from_be_bytes([0, sequence[0], sequence[1], sequence[2]]);
     for (start, sequence) in data.windows(3).enumerate() {
         let trigram = trigram_at(sequence);
         let mut slot =
@@ -482,7 +482,7 @@ fn repeated_trigrams_in<const SLOTS: usize>(data: &[u8]) -> [u64; 4] {
                 }
                 first if trigram_at(&data[usize::from(first) - 1..]) == trigram => {
                     for i in start..start + 3 {
-                        marked[i / 64] |= 1 << (i % 64);
+                        insert(&mut marked, i);
                     }
                     break;
                 }
@@ -491,6 +491,17 @@ fn repeated_trigrams_in<const SLOTS: usize>(data: &[u8]) -> [u64; 4] {
         }
     }
     marked
+}
+
+/// Adds `i` (below 256) to a set of bytes or of positions kept as a 256-bit mask: bit
+/// `i % 64` of word `i / 64`.
+fn insert(set: &mut [u64; 4], i: usize) {
+    set[i / 64] |= 1 << (i % 64);
+}
+
+/// Whether `i` (below 256) is in a set made by [`insert`].
+fn contains(set: &[u64; 4], i: usize) -> bool {
+    set[i / 64] >> (i % 64) & 1 == 1
 }
 
 /// The fewest bits a dynamic-Huffman header can spend on the code lengths of the
@@ -550,7 +561,7 @@ fn min_code_length_bits(certain: [u64; 4], optional: [u64; 4]) -> usize {
         }
         let after_zeros = zeros.iter().min().copied().unwrap_or(NONE).min(start);
         let as_used = (used + 1).min(after_zeros + 2);
-        let must = symbol == 256 || certain[symbol / 64] >> (symbol % 64) & 1 == 1;
+        let must = symbol == 256 || contains(&certain, symbol);
         zeros = if must {
             [NONE; 3]
         } else {
@@ -1514,7 +1525,7 @@ mod tests {
             for start in 0..data.len().saturating_sub(2) {
                 if data[..start + 2].windows(3).any(|earlier| earlier == &data[start..start + 3]) {
                     for i in start..start + 3 {
-                        plain[i / 64] |= 1 << (i % 64);
+                        insert(&mut plain, i);
                     }
                 }
             }
