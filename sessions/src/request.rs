@@ -171,9 +171,22 @@ impl RequestContext {
 
     /// Adds the queued cookies to the response. Takes the context by reference: moving
     /// it (some 300 bytes) cost a copy.
+    ///
+    /// A response with no header yet (a `Created(())`, a `NoContent`) gets the request's
+    /// header map, emptied, for its `Set-Cookie`s: its room is already allocated, and
+    /// hyper keeps a response's map to parse the connection's next request into. The map
+    /// then goes round, from request to response to request, instead of two allocations
+    /// (its index and its entries) for each response that sets a cookie and two frees for
+    /// each request.
     pub(crate) fn finish(&mut self, response: &mut Response) {
         if let Some(cookies) = self.response_cookies.take() {
-            cookies.write_to(response.headers_mut());
+            let headers = response.headers_mut();
+            if headers.capacity() == 0 {
+                let mut recycled = std::mem::take(&mut self.parts.headers);
+                recycled.clear();
+                *headers = recycled;
+            }
+            cookies.write_to(headers);
         }
     }
 }
@@ -549,6 +562,57 @@ mod tests {
         assert_eq!(cookies.get("session").unwrap().value(), "newer");
         // The last handle: the response takes the queue itself, with the same result.
         assert_eq!(written(cookies), expected);
+    }
+
+    #[test]
+    fn a_response_gets_only_its_own_headers() {
+        let with_headers = || {
+            let (parts, ()) = http::Request::builder()
+                .uri("/")
+                .header(header::HOST, "example.com")
+                .header(header::COOKIE, "session=secret")
+                .header("x-request", "1")
+                .body(())
+                .expect("a valid request")
+                .into_parts();
+            RequestContext::new(parts, Body::empty(), Vec::new(), "test")
+        };
+        let template = Arc::new(SetCookieTemplate::new(
+            &crate::CookieSettings::default(),
+            "session",
+        ));
+        let names = |response: &Response| {
+            response
+                .headers()
+                .iter()
+                .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let set_cookie = "set-cookie: session=new; HttpOnly; SameSite=Lax; Secure";
+
+        // No header yet: the request's map is reused, emptied first.
+        let mut cx = with_headers();
+        cx.response_cookies().set_templated(&template, &["new"]);
+        let mut response = Response::new(Body::empty());
+        cx.finish(&mut response);
+        assert_eq!(names(&response), [set_cookie]);
+
+        // A header of the handler's own: kept, and the request's stay out.
+        let mut cx = with_headers();
+        cx.response_cookies().set_templated(&template, &["new"]);
+        let mut response = crate::IntoResponse::into_response("hi");
+        cx.finish(&mut response);
+        assert_eq!(
+            names(&response),
+            ["content-type: text/plain; charset=utf-8", set_cookie]
+        );
+
+        // No cookie queued: nothing added.
+        let mut cx = with_headers();
+        let mut response = Response::new(Body::empty());
+        cx.finish(&mut response);
+        assert!(response.headers().is_empty());
+        assert_eq!(cx.headers().len(), 3);
     }
 
     fn context(query: &str) -> RequestContext {
