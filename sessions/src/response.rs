@@ -42,26 +42,54 @@ pub type Response = http::Response<Body>;
 pub trait IntoResponse {
     /// Converts `self` into a response.
     fn into_response(self) -> Response;
+
+    /// [`into_response`](Self::into_response) into `headers`, an empty map whose room is
+    /// already allocated (the request's, which the handler glue hands on): a response
+    /// that sets headers puts them there instead of allocating a map of its own, and
+    /// hyper then parses the connection's next request into it. The default converts
+    /// with `into_response` and takes `headers` only if the response has no map yet.
+    #[doc(hidden)]
+    fn into_response_with_headers(self, headers: HeaderMap) -> Response
+    where
+        Self: Sized,
+    {
+        let mut response = self.into_response();
+        if response.headers().capacity() == 0 {
+            *response.headers_mut() = headers;
+        }
+        response
+    }
 }
 
-fn text(body: impl Into<Body>) -> Response {
-    let mut response = Response::new(body.into());
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+/// A response of `body` with `headers` (empty) and one `Content-Type`.
+fn typed(body: Body, headers: HeaderMap, content_type: &'static str) -> Response {
+    let mut response = Response::new(body);
+    *response.headers_mut() = headers;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
+const TEXT: &str = "text/plain; charset=utf-8";
+
 impl IntoResponse for String {
     fn into_response(self) -> Response {
-        text(self)
+        self.into_response_with_headers(HeaderMap::new())
+    }
+
+    fn into_response_with_headers(self, headers: HeaderMap) -> Response {
+        typed(self.into(), headers, TEXT)
     }
 }
 
 impl IntoResponse for &'static str {
     fn into_response(self) -> Response {
-        text(self)
+        self.into_response_with_headers(HeaderMap::new())
+    }
+
+    fn into_response_with_headers(self, headers: HeaderMap) -> Response {
+        typed(self.into(), headers, TEXT)
     }
 }
 
@@ -73,18 +101,21 @@ impl IntoResponse for () {
 
 impl IntoResponse for Bytes {
     fn into_response(self) -> Response {
-        let mut response = Response::new(Body::from(self));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-        response
+        self.into_response_with_headers(HeaderMap::new())
+    }
+
+    fn into_response_with_headers(self, headers: HeaderMap) -> Response {
+        typed(self.into(), headers, "application/octet-stream")
     }
 }
 
 impl IntoResponse for Vec<u8> {
     fn into_response(self) -> Response {
-        Bytes::from(self).into_response()
+        self.into_response_with_headers(HeaderMap::new())
+    }
+
+    fn into_response_with_headers(self, headers: HeaderMap) -> Response {
+        Bytes::from(self).into_response_with_headers(headers)
     }
 }
 
@@ -104,9 +135,13 @@ impl<B: Into<Body>> IntoResponse for http::Response<B> {
 
 impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
     fn into_response(self) -> Response {
+        self.into_response_with_headers(HeaderMap::new())
+    }
+
+    fn into_response_with_headers(self, headers: HeaderMap) -> Response {
         match self {
-            Result::Ok(ok) => ok.into_response(),
-            Err(err) => err.into_response(),
+            Result::Ok(ok) => ok.into_response_with_headers(headers),
+            Err(err) => err.into_response_with_headers(headers),
         }
     }
 }
@@ -137,18 +172,16 @@ pub struct Json<T>(pub T);
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
+        self.into_response_with_headers(HeaderMap::new())
+    }
+
+    fn into_response_with_headers(self, headers: HeaderMap) -> Response {
         match serde_json::to_vec(&self.0) {
-            Result::Ok(bytes) => {
-                let mut response = Response::new(Body::from(bytes));
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                response
-            }
+            Result::Ok(bytes) => typed(bytes.into(), headers, "application/json"),
             Err(error) => {
                 tracing::error!(%error, "cannot serialize a JSON response");
-                let mut response = "cannot serialize the response".into_response();
+                let mut response =
+                    "cannot serialize the response".into_response_with_headers(headers);
                 *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                 response
             }
@@ -195,11 +228,15 @@ impl<R> WithHeaders<R> {
 
 impl<R: IntoResponse> IntoResponse for WithHeaders<R> {
     fn into_response(self) -> Response {
+        self.into_response_with_headers(HeaderMap::new())
+    }
+
+    fn into_response_with_headers(self, headers: HeaderMap) -> Response {
         if self.invalid {
             tracing::error!("a handler added an invalid header name or value");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response_with_headers(headers);
         }
-        let mut response = self.inner.into_response();
+        let mut response = self.inner.into_response_with_headers(headers);
         let mut previous = None;
         for (name, value) in self.headers {
             let name = name.or_else(|| previous.clone());
@@ -242,7 +279,11 @@ macro_rules! shorthands {
 
         impl<T: IntoResponse> IntoResponse for $name<T> {
             fn into_response(self) -> Response {
-                let mut response = self.0.into_response();
+                self.into_response_with_headers(HeaderMap::new())
+            }
+
+            fn into_response_with_headers(self, headers: HeaderMap) -> Response {
+                let mut response = self.0.into_response_with_headers(headers);
                 *response.status_mut() = StatusCode::$status;
                 response
             }
@@ -288,7 +329,11 @@ macro_rules! redirects {
 
         impl IntoResponse for $name {
             fn into_response(self) -> Response {
-                let mut response = StatusCode::$status.into_response();
+                self.into_response_with_headers(HeaderMap::new())
+            }
+
+            fn into_response_with_headers(self, headers: HeaderMap) -> Response {
+                let mut response = StatusCode::$status.into_response_with_headers(headers);
                 match HeaderValue::try_from(self.0) {
                     Result::Ok(location) => {
                         response.headers_mut().insert(header::LOCATION, location);
