@@ -412,11 +412,9 @@ where
 
     fn call(self: Arc<Self>, mut cx: crate::RequestContext) -> BoxFuture<'static, Response> {
         Box::pin(async move {
-            let output = self.call.call(&mut cx).await;
-            let headers = cx.take_headers();
-            let mut response = match output {
-                Ok(output) => output.into_response_with_headers(headers),
-                Err(rejection) => rejection.into_response_with_headers(headers),
+            let mut response = match self.call.call(&mut cx).await {
+                Ok(output) => output.into_response(),
+                Err(rejection) => rejection.into_response(),
             };
             cx.finish(&mut response);
             response

@@ -42,54 +42,26 @@ pub type Response = http::Response<Body>;
 pub trait IntoResponse {
     /// Converts `self` into a response.
     fn into_response(self) -> Response;
-
-    /// [`into_response`](Self::into_response) into `headers`, an empty map whose room is
-    /// already allocated (the request's, which the handler glue hands on): a response
-    /// that sets headers puts them there instead of allocating a map of its own, and
-    /// hyper then parses the connection's next request into it. The default converts
-    /// with `into_response` and takes `headers` only if the response has no map yet.
-    #[doc(hidden)]
-    fn into_response_with_headers(self, headers: HeaderMap) -> Response
-    where
-        Self: Sized,
-    {
-        let mut response = self.into_response();
-        if response.headers().capacity() == 0 {
-            *response.headers_mut() = headers;
-        }
-        response
-    }
 }
 
-/// A response of `body` with `headers` (empty) and one `Content-Type`.
-fn typed(body: Body, headers: HeaderMap, content_type: &'static str) -> Response {
-    let mut response = Response::new(body);
-    *response.headers_mut() = headers;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+fn text(body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
-
-const TEXT: &str = "text/plain; charset=utf-8";
 
 impl IntoResponse for String {
     fn into_response(self) -> Response {
-        self.into_response_with_headers(HeaderMap::new())
-    }
-
-    fn into_response_with_headers(self, headers: HeaderMap) -> Response {
-        typed(self.into(), headers, TEXT)
+        text(self)
     }
 }
 
 impl IntoResponse for &'static str {
     fn into_response(self) -> Response {
-        self.into_response_with_headers(HeaderMap::new())
-    }
-
-    fn into_response_with_headers(self, headers: HeaderMap) -> Response {
-        typed(self.into(), headers, TEXT)
+        text(self)
     }
 }
 
@@ -101,21 +73,18 @@ impl IntoResponse for () {
 
 impl IntoResponse for Bytes {
     fn into_response(self) -> Response {
-        self.into_response_with_headers(HeaderMap::new())
-    }
-
-    fn into_response_with_headers(self, headers: HeaderMap) -> Response {
-        typed(self.into(), headers, "application/octet-stream")
+        let mut response = Response::new(Body::from(self));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        response
     }
 }
 
 impl IntoResponse for Vec<u8> {
     fn into_response(self) -> Response {
-        self.into_response_with_headers(HeaderMap::new())
-    }
-
-    fn into_response_with_headers(self, headers: HeaderMap) -> Response {
-        Bytes::from(self).into_response_with_headers(headers)
+        Bytes::from(self).into_response()
     }
 }
 
@@ -135,13 +104,9 @@ impl<B: Into<Body>> IntoResponse for http::Response<B> {
 
 impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
     fn into_response(self) -> Response {
-        self.into_response_with_headers(HeaderMap::new())
-    }
-
-    fn into_response_with_headers(self, headers: HeaderMap) -> Response {
         match self {
-            Result::Ok(ok) => ok.into_response_with_headers(headers),
-            Err(err) => err.into_response_with_headers(headers),
+            Result::Ok(ok) => ok.into_response(),
+            Err(err) => err.into_response(),
         }
     }
 }
@@ -172,16 +137,18 @@ pub struct Json<T>(pub T);
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
-        self.into_response_with_headers(HeaderMap::new())
-    }
-
-    fn into_response_with_headers(self, headers: HeaderMap) -> Response {
         match serde_json::to_vec(&self.0) {
-            Result::Ok(bytes) => typed(bytes.into(), headers, "application/json"),
+            Result::Ok(bytes) => {
+                let mut response = Response::new(Body::from(bytes));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                response
+            }
             Err(error) => {
                 tracing::error!(%error, "cannot serialize a JSON response");
-                let mut response =
-                    "cannot serialize the response".into_response_with_headers(headers);
+                let mut response = "cannot serialize the response".into_response();
                 *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                 response
             }
@@ -228,15 +195,11 @@ impl<R> WithHeaders<R> {
 
 impl<R: IntoResponse> IntoResponse for WithHeaders<R> {
     fn into_response(self) -> Response {
-        self.into_response_with_headers(HeaderMap::new())
-    }
-
-    fn into_response_with_headers(self, headers: HeaderMap) -> Response {
         if self.invalid {
             tracing::error!("a handler added an invalid header name or value");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response_with_headers(headers);
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
-        let mut response = self.inner.into_response_with_headers(headers);
+        let mut response = self.inner.into_response();
         let mut previous = None;
         for (name, value) in self.headers {
             let name = name.or_else(|| previous.clone());
@@ -279,11 +242,7 @@ macro_rules! shorthands {
 
         impl<T: IntoResponse> IntoResponse for $name<T> {
             fn into_response(self) -> Response {
-                self.into_response_with_headers(HeaderMap::new())
-            }
-
-            fn into_response_with_headers(self, headers: HeaderMap) -> Response {
-                let mut response = self.0.into_response_with_headers(headers);
+                let mut response = self.0.into_response();
                 *response.status_mut() = StatusCode::$status;
                 response
             }
@@ -329,11 +288,7 @@ macro_rules! redirects {
 
         impl IntoResponse for $name {
             fn into_response(self) -> Response {
-                self.into_response_with_headers(HeaderMap::new())
-            }
-
-            fn into_response_with_headers(self, headers: HeaderMap) -> Response {
-                let mut response = StatusCode::$status.into_response_with_headers(headers);
+                let mut response = StatusCode::$status.into_response();
                 match HeaderValue::try_from(self.0) {
                     Result::Ok(location) => {
                         response.headers_mut().insert(header::LOCATION, location);
