@@ -361,9 +361,9 @@ fn now() -> u64 {
 /// Unix seconds for the timestamp of a token being signed: Linux's coarse real-time clock
 /// (the time of the last timer tick, a few milliseconds behind at most), which the vDSO
 /// reads without the timestamp counter: 4 ns against `SystemTime::now`'s 28 here (through
-/// libc), one read per login. Behind, never ahead: a token may look up to a second older than it is,
-/// never younger, so it never fails [`now`]'s "not from the future" check. Elsewhere,
-/// [`now`].
+/// libc), one read per login. Behind, never ahead: a token may look up to a second older
+/// than it is, never younger, so it never fails [`now`]'s "not from the future" check.
+/// Elsewhere, [`now`].
 fn signing_now() -> u64 {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
