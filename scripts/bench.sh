@@ -16,8 +16,9 @@
 #
 # It prints a table (req/s as the median of rounds, p99 latency, server CPU
 # time per request from /proc/PID/stat, Redis CPU time per request, ratios to
-# bare hyper and to the best peer, how busy wrk's core was from /proc/stat)
-# and the issue's targets, met or missed, and writes them to $BENCH_OUT.
+# bare hyper and to the best peer, how busy wrk's core was and how much of
+# both cores' time the hypervisor stole, from /proc/stat) and the issue's
+# targets, met or missed, and writes them to $BENCH_OUT.
 #
 # Settings (environment):
 #   BENCH_SECS=8          seconds of each measured wrk run
@@ -179,6 +180,11 @@ cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 cpu_busy_total() {
     awk -v cpu="cpu$1" '$1 == cpu { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
 }
+# Steal ticks (time the hypervisor gave our virtual CPUs to someone else) of the load and
+# server cores so far, and how many distinct cores that is.
+steal_ticks() {
+    awk -v a="cpu$load_cpu" -v b="cpu$server_cpu" '$1 == a || $1 == b { s += $9; n++ } END { print s, n }' /proc/stat
+}
 ticks_per_sec=$(getconf CLK_TCK)
 
 # Starts a server pinned to the server core; sets server_pid and port.
@@ -308,19 +314,26 @@ for round in $(seq "$rounds"); do
             before=$(cpu_ticks "$server_pid")
             redis_before=$(cpu_ticks "$redis_pid")
             read -r load_busy load_total < <(cpu_busy_total "$load_cpu")
+            read -r steal_before steal_cores < <(steal_ticks)
             read -r requests rps p99 non2xx errors < <(run_wrk "$secs" "${args[@]}")
             [[ -n $requests ]] || { echo "bench.sh: $name: wrk failed" >&2; exit 1; }
             after=$(cpu_ticks "$server_pid")
             redis_after=$(cpu_ticks "$redis_pid")
             read -r load_busy_after load_total_after < <(cpu_busy_total "$load_cpu")
+            read -r steal_after _ < <(steal_ticks)
             # How busy wrk's core was: near 100 %, wrk itself queues, and the latencies
             # (the p99 above all) include its delay.
             load_pct=$(((load_busy_after - load_busy) * 100 / (load_total_after - load_total > 0 ? load_total_after - load_total : 1)))
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$workload" \
+            # Steal: the share of the two cores' time that the hypervisor ran something
+            # else in our place. Each tick of it stalls whatever was running, and a stall of a
+            # millisecond or more lands in the p99 of whichever server it hits.
+            steal_pct=$(awk -v s="$((steal_after - steal_before))" -v t="$((load_total_after - load_total))" -v n="$steal_cores" \
+                'BEGIN { printf "%.1f", (t > 0 && n > 0) ? s * 100 / (t * n) : 0 }')
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$workload" \
                 "$requests" "$rps" "$p99" "$((after - before))" "$((redis_after - redis_before))" \
-                "$non2xx" "$errors" "$load_pct" >>"$results"
-            printf '   round %s %-16s %-5s %8s req/s  p99 %6s us  %s non-2xx, %s socket errors, wrk core %s%%\n' \
-                "$round" "$name" "$workload" "$rps" "$p99" "$non2xx" "$errors" "$load_pct" >&2
+                "$non2xx" "$errors" "$load_pct" "$steal_pct" >>"$results"
+            printf '   round %s %-16s %-5s %8s req/s  p99 %6s us  %s non-2xx, %s socket errors, wrk core %s%%, steal %s%%\n' \
+                "$round" "$name" "$workload" "$rps" "$p99" "$non2xx" "$errors" "$load_pct" "$steal_pct" >&2
         done
         stop_server
         redis-cli -p "$redis_port" flushall >/dev/null
@@ -399,7 +412,7 @@ function peer(s) { return s ~ /^(axum|actix)/ }
     rps[k] = rps[k] " " $5; p99[k] = p99[k] " " $6
     RR[$2, $3, $1] = $5; CR[$2, $3, $1] = $4 ? $7 / $4 : 0; rounds_seen[$1] = 1
     req[k] += $4; cpu[k] += $7; rcpu[k] += $8; bad[k] += $9 + $10; runs[k]++
-    load[k] = load[k] " " $11
+    load[k] = load[k] " " $11; steal[k] = steal[k] " " $12; PR[$2, $3, $1] = $6
 }
 END {
     ns = split(order, names, " "); nw = split(wls, work, " ")
@@ -414,19 +427,19 @@ END {
             if (!(c in best) || R[k] > R[best[c]]) best[c] = k
         }
     }
-    print "| server | workload | req/s (median) | p99 | server CPU/req | Redis CPU/req | req/s ÷ hyper | CPU/req ÷ hyper | req/s ÷ best peer | p99 ÷ best peer | core used | wrk core busy | errors |"
-    print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    print "| server | workload | req/s (median) | p99 | server CPU/req | Redis CPU/req | req/s ÷ hyper | CPU/req ÷ hyper | req/s ÷ best peer | p99 ÷ best peer | core used | wrk core busy | steal | errors |"
+    print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for (w = 1; w <= nw; w++) for (i = 1; i <= ns; i++) {
         k = names[i] SUBSEP work[w]
         if (!(k in req)) continue
         h = "hyper" SUBSEP work[w]; b = best[class(names[i]) SUBSEP work[w]]
-        printf "| %s | %s | %d | %.2f ms | %.1f µs | %s | %s | %s | %s | %s | %.0f%% | %.0f%% | %d |\n", names[i], toupper(work[w]), R[k], P[k] / 1000, C[k],
+        printf "| %s | %s | %d | %.2f ms | %.1f µs | %s | %s | %s | %s | %s | %.0f%% | %.0f%% | %.1f%% | %d |\n", names[i], toupper(work[w]), R[k], P[k] / 1000, C[k],
             (class(names[i]) == "redis") ? sprintf("%.1f µs", RC[k]) : "-",
             (h in R) ? sprintf("%.2f", R[k] / R[h]) : "-",
             (h in C && C[h] > 0) ? sprintf("%.2f", C[k] / C[h]) : "-",
             (b != "") ? sprintf("%.2f (%s)", R[k] / R[b], substr(b, 1, index(b, SUBSEP) - 1)) : "-",
             (b != "" && P[b] > 0) ? sprintf("%.2f", P[k] / P[b]) : "-",
-            (cpu[k] + rcpu[k]) / tps / (runs[k] * secs) * 100, median(load[k]), bad[k]
+            (cpu[k] + rcpu[k]) / tps / (runs[k] * secs) * 100, median(load[k]), median(steal[k]), bad[k]
     }
     printf "\nredis-benchmark -c %d: GET %d req/s, SET %d req/s (the Redis ceiling)\n", conns, rget, rset
     print "\n\"core used\": the server'"'"'s and Redis'"'"'s CPU time over the measured time. A server that keeps"
@@ -434,6 +447,9 @@ END {
     print "and its req/s is not comparable (CPU/req still is). \"wrk core busy\": the load"
     print "generator'"'"'s core over the measured run (median of rounds); near 100 % wrk queues too,"
     print "and a faster server'"'"'s latencies, the p99 above all, include more of wrk'"'"'s own delay."
+    print "\"steal\": the share of both cores'"'"' time that the hypervisor gave to someone else (median"
+    print "of rounds, from /proc/stat); on a virtual machine each stolen slice stalls both wrk and"
+    print "the server, and a few stalls of a millisecond or more decide a p99."
     print "\nTargets (issue 7), within this run:\n"
     print "The verdict is on the medians; \"per round\" is the same ratio taken round by round"
     print "(min / median / max), to show how much the machine drifted.\n"
@@ -450,7 +466,7 @@ END {
         for (i = 1; i <= ns; i++) {
             if (names[i] !~ /^sessions-/) continue
             s = names[i] SUBSEP work[w]; b = best[class(names[i]) SUBSEP work[w]]
-            if ((s in P) && b != "") printf "| %s %s: p99 ≤ best peer (%s) | %.2f× | - | %s |\n", names[i], W, nm(b), P[s] / P[b], (P[s] <= P[b]) ? "yes" : "**no**"
+            if ((s in P) && b != "") printf "| %s %s: p99 ≤ best peer (%s) | %.2f× | %s | %s |\n", names[i], W, nm(b), P[s] / P[b], spread(PR, names[i], nm(b), work[w]), (P[s] <= P[b]) ? "yes" : "**no**"
         }
     }
     # With baseline-* servers (BENCH_BASELINE_APP): this build against that one, round by
@@ -478,7 +494,7 @@ END {
     echo
     cat "$out.table"
     echo
-    echo "Raw rounds (round, server, workload, requests, req/s, p99 µs, server ticks, Redis ticks, non-2xx, socket errors, wrk core busy %):"
+    echo "Raw rounds (round, server, workload, requests, req/s, p99 µs, server ticks, Redis ticks, non-2xx, socket errors, wrk core busy %, steal %):"
     echo
     echo '```'
     cat "$results"
