@@ -35,6 +35,8 @@
 #   BENCH_NO_BUILD=1      use the binaries already built
 #   BENCH_MODE=instructions
 #                         count instructions per request instead (see below)
+#   BENCH_MODE=rate       latencies at one fixed rate for every server (see below)
+#   BENCH_RATE=8000       that rate, requests per second
 #   BENCH_BASELINE_APP=/path/to/uapi_app
 #                         another build of uapi_app (say, of the previous
 #                         commit) for a before/after in one run: add
@@ -51,6 +53,15 @@
 # counted), over one round: a measure that a busy or shared machine does not
 # move, for comparing builds where wall-clock figures drift. Needs valgrind
 # (Debian: apt-get install valgrind); about 4 minutes.
+#
+# BENCH_MODE=rate offers every server the same load instead, BENCH_RATE
+# requests a second from oha, open loop (a request is sent when it is due,
+# answered or not, and its latency counts from then), and compares p50, p99
+# and p99.9 at that load: at saturation a faster server answers more requests
+# with the same 32 connections, and its latencies are not the same measure as
+# a slower one's. The rate should be below what the slowest server of the run
+# sustains (the "answered" column shows when it is not). Needs oha (cargo
+# install oha --locked); writes target/bench/rate.md.
 
 set -euo pipefail
 
@@ -66,6 +77,7 @@ workloads=${BENCH_WORKLOADS:-"read write"}
 out=${BENCH_OUT:-$root/target/bench/results.md}
 
 mode=${BENCH_MODE:-wall}
+rate=${BENCH_RATE:-8000}
 case $mode in
 wall) mode_tools=() ;;
 instructions)
@@ -73,7 +85,12 @@ instructions)
     rounds=${BENCH_ROUNDS:-1}
     out=${BENCH_OUT:-$root/target/bench/instructions.md}
     ;;
-*) echo "bench.sh: BENCH_MODE is wall or instructions, not $mode" >&2; exit 1 ;;
+rate)
+    mode_tools=(oha)
+    out=${BENCH_OUT:-$root/target/bench/rate.md}
+    [[ $rate =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: BENCH_RATE is requests per second, not $rate" >&2; exit 1; }
+    ;;
+*) echo "bench.sh: BENCH_MODE is wall, rate or instructions, not $mode" >&2; exit 1 ;;
 esac
 
 missing=()
@@ -89,6 +106,7 @@ if ((${#missing[@]})); then
         curl) echo "  apt-get install curl" >&2 ;;
         taskset) echo "  apt-get install util-linux" >&2 ;;
         valgrind | callgrind_control) echo "  apt-get install valgrind" >&2 ;;
+        oha) echo "  cargo install oha --locked   (oha 1.x, a few minutes to build)" >&2 ;;
         esac
     done
     exit 1
@@ -267,6 +285,34 @@ run_wrk() {
     ' "$work/wrk.out"
 }
 
+# Runs oha at the fixed rate, open loop: a request is due every 1/rate s whether or not
+# the previous ones were answered, and its latency counts from when it was due
+# (--latency-correction), so a stall is charged to every request it held up. Prints
+# "requests req/s p99_us non2xx errors p50_us p99.9_us".
+run_oha() {
+    local duration=$1
+    shift
+    taskset -c "$load_cpu" oha --no-tui --worker-threads 1 -c "$connections" -z "${duration}s" \
+        -q "$rate" --latency-correction --output-format json "$@" >"$work/oha.json" 2>"$work/oha.err" || {
+        cat "$work/oha.err" >&2
+        exit 1
+    }
+    awk '
+        /^  "[A-Za-z]+": \{/ { section = $1; gsub(/[":]/, "", section) }
+        section == "summary" && /"requestsPerSec"/ { rps = $2 + 0 }
+        section == "latencyPercentiles" && /"p50"/ { p50 = $2 * 1e6 }
+        section == "latencyPercentiles" && /"p99"/ { p99 = $2 * 1e6 }
+        section == "latencyPercentiles" && /"p99.9"/ { p999 = $2 * 1e6 }
+        section == "statusCodeDistribution" && /"[0-9]+"/ {
+            code = $1; gsub(/[":]/, "", code); requests += $2
+            if (code !~ /^2/) non2xx += $2
+        }
+        # Requests still open when the run ends are aborted by design; anything else is an error.
+        section == "errorDistribution" && /":/ && !/aborted due to deadline/ { n = $NF; errors += n }
+        END { printf "%d %.0f %.0f %d %d %.0f %.0f\n", requests, rps, p99, non2xx, errors, p50, p999 }
+    ' "$work/oha.json"
+}
+
 for name in $servers; do
     command_of "$name" >/dev/null || exit 1
 done
@@ -315,8 +361,16 @@ for round in $(seq "$rounds"); do
             redis_before=$(cpu_ticks "$redis_pid")
             read -r load_busy load_total < <(cpu_busy_total "$load_cpu")
             read -r steal_before steal_cores < <(steal_ticks)
-            read -r requests rps p99 non2xx errors < <(run_wrk "$secs" "${args[@]}")
-            [[ -n $requests ]] || { echo "bench.sh: $name: wrk failed" >&2; exit 1; }
+            extra=
+            if [[ $mode == rate ]]; then
+                oha_args=(-H "Cookie: ${cookie:-}" "$base/")
+                [[ $workload == write ]] && oha_args=(-m POST "$base/login?username=bench")
+                read -r requests rps p99 non2xx errors p50 p999 < <(run_oha "$secs" "${oha_args[@]}")
+                extra=$'\t'"$p50"$'\t'"$p999"
+            else
+                read -r requests rps p99 non2xx errors < <(run_wrk "$secs" "${args[@]}")
+            fi
+            [[ -n $requests ]] || { echo "bench.sh: $name: the load generator failed" >&2; exit 1; }
             after=$(cpu_ticks "$server_pid")
             redis_after=$(cpu_ticks "$redis_pid")
             read -r load_busy_after load_total_after < <(cpu_busy_total "$load_cpu")
@@ -331,8 +385,8 @@ for round in $(seq "$rounds"); do
                 'BEGIN { printf "%.1f", (t > 0 && n > 0) ? s * 100 / (t * n) : 0 }')
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$workload" \
                 "$requests" "$rps" "$p99" "$((after - before))" "$((redis_after - redis_before))" \
-                "$non2xx" "$errors" "$load_pct" "$steal_pct" >>"$results"
-            printf '   round %s %-16s %-5s %8s req/s  p99 %6s us  %s non-2xx, %s socket errors, wrk core %s%%, steal %s%%\n' \
+                "$non2xx" "$errors" "$load_pct" "$steal_pct$extra" >>"$results"
+            printf '   round %s %-16s %-5s %8s req/s  p99 %6s us  %s non-2xx, %s socket errors, load core %s%%, steal %s%%\n' \
                 "$round" "$name" "$workload" "$rps" "$p99" "$non2xx" "$errors" "$load_pct" "$steal_pct" >&2
         done
         stop_server
@@ -378,15 +432,18 @@ if [[ $mode == instructions ]]; then
     exit 0
 fi
 
-echo "== redis-benchmark -c $connections -t get,set (the Redis ceiling)" >&2
-redis_bench=$(taskset -c "$load_cpu" redis-benchmark -h 127.0.0.1 -p "$redis_port" -c "$connections" \
-    -n 300000 -t get,set -q 2>/dev/null | tr '\r' '\n' | awk -F'[: ]+' '/requests per second/ { printf "%s %.0f\n", $1, $2 }')
-redis_get=$(awk '$1 == "GET" { print $2 }' <<<"$redis_bench")
-redis_set=$(awk '$1 == "SET" { print $2 }' <<<"$redis_bench")
+redis_get=0 redis_set=0
+if [[ $mode == wall ]]; then
+    echo "== redis-benchmark -c $connections -t get,set (the Redis ceiling)" >&2
+    redis_bench=$(taskset -c "$load_cpu" redis-benchmark -h 127.0.0.1 -p "$redis_port" -c "$connections" \
+        -n 300000 -t get,set -q 2>/dev/null | tr '\r' '\n' | awk -F'[: ]+' '/requests per second/ { printf "%s %.0f\n", $1, $2 }')
+    redis_get=$(awk '$1 == "GET" { print $2 }' <<<"$redis_bench")
+    redis_set=$(awk '$1 == "SET" { print $2 }' <<<"$redis_bench")
+fi
 
 mkdir -p "$(dirname "$out")"
 awk -F'\t' -v tps="$ticks_per_sec" -v rget="$redis_get" -v rset="$redis_set" \
-    -v order="$servers" -v wls="$workloads" -v secs="$secs" -v conns="$connections" '
+    -v order="$servers" -v wls="$workloads" -v secs="$secs" -v conns="$connections" -v mode="$mode" -v rate="$rate" '
 function median(list,    n, a, i, j, t) {
     n = split(list, a, " ")
     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
@@ -413,6 +470,33 @@ function peer(s) { return s ~ /^(axum|actix)/ }
     RR[$2, $3, $1] = $5; CR[$2, $3, $1] = $4 ? $7 / $4 : 0; rounds_seen[$1] = 1
     req[k] += $4; cpu[k] += $7; rcpu[k] += $8; bad[k] += $9 + $10; runs[k]++
     load[k] = load[k] " " $11; steal[k] = steal[k] " " $12; PR[$2, $3, $1] = $6
+    p50[k] = p50[k] " " $13; p999[k] = p999[k] " " $14
+}
+# BENCH_MODE=rate: every server at the same offered load, so the latencies compare.
+function rate_table(    w, i, k, b, W) {
+    print "| server | workload | offered req/s | answered req/s (median) | p50 | p99 | p99.9 | server CPU/req | p99 ÷ best peer | core used | load core busy | steal | errors |"
+    print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for (w = 1; w <= nw; w++) for (i = 1; i <= ns; i++) {
+        k = names[i] SUBSEP work[w]
+        if (!(k in req)) continue
+        b = best[class(names[i]) SUBSEP work[w]]
+        printf "| %s | %s | %d | %d | %.2f ms | %.2f ms | %.2f ms | %.1f µs | %s | %.0f%% | %.0f%% | %.1f%% | %d |\n", names[i], toupper(work[w]), rate, R[k],
+            median(p50[k]) / 1000, P[k] / 1000, median(p999[k]) / 1000, C[k],
+            (b != "" && P[b] > 0) ? sprintf("%.2f (%s)", P[k] / P[b], nm(b)) : "-",
+            (cpu[k] + rcpu[k]) / tps / (runs[k] * secs) * 100, median(load[k]), median(steal[k]), bad[k]
+    }
+    print "\nLatencies are medians of rounds, each counted from when its request was due (open"
+    print "loop, oha --latency-correction), so a stall is charged to every request it held up."
+    print "An \"answered\" rate below the offered one means the server could not keep up and its"
+    print "latencies grow with the run. \"best peer\": the peer with the lowest p99 in its class."
+    print "\nTargets (issue 7), within this run:\n"
+    print "| target | measured | per round | met |"
+    print "|---|---|---|---|"
+    for (w = 1; w <= nw; w++) for (i = 1; i <= ns; i++) {
+        if (names[i] !~ /^sessions-/) continue
+        k = names[i] SUBSEP work[w]; b = best[class(names[i]) SUBSEP work[w]]; W = toupper(work[w])
+        if ((k in P) && b != "") printf "| %s %s: p99 at %d req/s ≤ best peer (%s) | %.2f× | %s | %s |\n", names[i], W, rate, nm(b), P[k] / P[b], spread(PR, names[i], nm(b), work[w]), (P[k] <= P[b]) ? "yes" : "**no**"
+    }
 }
 END {
     ns = split(order, names, " "); nw = split(wls, work, " ")
@@ -424,9 +508,12 @@ END {
         RC[k] = req[k] ? rcpu[k] / tps / req[k] * 1e6 : 0
         if (peer(names[i])) {
             c = class(names[i]) SUBSEP work[w]
-            if (!(c in best) || R[k] > R[best[c]]) best[c] = k
+            # At saturation the best peer is the fastest; at a fixed rate, the one with the
+            # lowest p99.
+            if (!(c in best) || (mode == "rate" ? P[k] < P[best[c]] : R[k] > R[best[c]])) best[c] = k
         }
     }
+    if (mode == "rate") { rate_table(); exit }
     print "| server | workload | req/s (median) | p99 | server CPU/req | Redis CPU/req | req/s ÷ hyper | CPU/req ÷ hyper | req/s ÷ best peer | p99 ÷ best peer | core used | wrk core busy | steal | errors |"
     print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for (w = 1; w <= nw; w++) for (i = 1; i <= ns; i++) {
@@ -489,12 +576,19 @@ END {
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- machine: $(nproc --all) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), Linux $(uname -r)"
-    echo "- command: BENCH_SECS=$secs BENCH_ROUNDS=$rounds BENCH_CONNECTIONS=$connections scripts/bench.sh"
-    echo "- wrk -t1 -c$connections -d${secs}s on CPU $load_cpu; servers and Redis on CPU $server_cpu; median of $rounds rounds"
+    if [[ $mode == rate ]]; then
+        echo "- command: BENCH_MODE=rate BENCH_RATE=$rate BENCH_SECS=$secs BENCH_ROUNDS=$rounds BENCH_CONNECTIONS=$connections scripts/bench.sh"
+        echo "- oha -c$connections -q$rate --latency-correction -z${secs}s ($(oha --version 2>/dev/null)) on CPU $load_cpu, after ${warmup}s of wrk; servers and Redis on CPU $server_cpu; median of $rounds rounds"
+    else
+        echo "- command: BENCH_SECS=$secs BENCH_ROUNDS=$rounds BENCH_CONNECTIONS=$connections scripts/bench.sh"
+        echo "- wrk -t1 -c$connections -d${secs}s on CPU $load_cpu; servers and Redis on CPU $server_cpu; median of $rounds rounds"
+    fi
     echo
     cat "$out.table"
     echo
-    echo "Raw rounds (round, server, workload, requests, req/s, p99 µs, server ticks, Redis ticks, non-2xx, socket errors, wrk core busy %, steal %):"
+    legend="round, server, workload, requests, req/s, p99 µs, server ticks, Redis ticks, non-2xx, socket errors, load core busy %, steal %"
+    [[ $mode == rate ]] && legend="$legend, p50 µs, p99.9 µs"
+    echo "Raw rounds ($legend):"
     echo
     echo '```'
     cat "$results"
