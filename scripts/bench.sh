@@ -375,8 +375,8 @@ for round in $(seq "$rounds"); do
             redis_after=$(cpu_ticks "$redis_pid")
             read -r load_busy_after load_total_after < <(cpu_busy_total "$load_cpu")
             read -r steal_after _ < <(steal_ticks)
-            # How busy wrk's core was: near 100 %, wrk itself queues, and the latencies
-            # (the p99 above all) include its delay.
+            # How busy the load generator's core was: near 100 %, it queues itself, and the
+            # latencies (the p99 above all) include its delay.
             load_pct=$(((load_busy_after - load_busy) * 100 / (load_total_after - load_total > 0 ? load_total_after - load_total : 1)))
             # Steal: the share of the two cores' time that the hypervisor ran something
             # else in our place. Each tick of it stalls whatever was running, and a stall of a
