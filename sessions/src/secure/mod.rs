@@ -358,13 +358,14 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Unix seconds for the timestamp of a token being signed: Linux's coarse real-time clock
-/// (the time of the last timer tick, a few milliseconds behind at most), which the vDSO
-/// reads without the timestamp counter: 4 ns against `SystemTime::now`'s 28 here (through
-/// libc), one read per login. Behind, never ahead: a token may look up to a second older
-/// than it is, never younger, so it never fails [`now`]'s "not from the future" check.
-/// Elsewhere, [`now`].
-fn signing_now() -> u64 {
+/// Unix seconds, cheaply: Linux's coarse real-time clock (the time of the last timer tick, a
+/// few milliseconds behind at most), which the vDSO reads without the timestamp counter:
+/// 4 ns against `SystemTime::now`'s 28 here (through libc). Behind [`now`] by at most a
+/// second, never ahead. It timestamps the tokens being signed (a token may look up to a
+/// second older than it is, never younger, so it never fails the "not from the future"
+/// check), and it is the first clock a token's age is checked on, [`now`] being read only
+/// when it cannot decide (see `Signer::verify_with`). Elsewhere, [`now`].
+fn coarse_now() -> u64 {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         let coarse = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
@@ -396,7 +397,7 @@ impl Session {
             serde_json::to_writer(&mut *json, &self.data)?;
             Ok::<_, serde_json::Error>(self.config.signer.sign_framed(
                 json,
-                signing_now(),
+                coarse_now(),
                 template.prefix().as_bytes(),
                 template.attributes().as_bytes(),
             ))
@@ -433,7 +434,8 @@ impl Session {
         }
         let verified = config.signer.verify_with(
             value,
-            now(),
+            coarse_now(),
+            now,
             Some(config.max_age),
             crate::store::session_from_json,
         );
@@ -481,10 +483,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_signing_clock_is_never_ahead_and_at_most_a_second_behind() {
+    fn the_coarse_clock_is_never_ahead_and_at_most_a_second_behind() {
         for _ in 0..1000 {
             let before = now();
-            let signing = signing_now();
+            let signing = coarse_now();
             let after = now();
             assert!(
                 before.saturating_sub(1) <= signing && signing <= after,

@@ -234,7 +234,8 @@ impl Signer {
         buf
     }
 
-    /// [`verify_with`](Self::verify_with), returning the JSON bytes: for tests.
+    /// [`verify_with`](Self::verify_with) at a fixed `now`, returning the JSON bytes: for
+    /// tests.
     #[cfg(test)]
     pub(crate) fn verify(
         &self,
@@ -242,23 +243,29 @@ impl Signer {
         now: u64,
         max_age: Option<u64>,
     ) -> Result<Vec<u8>, BadToken> {
-        self.verify_with(token, now, max_age, <[u8]>::to_vec)
+        self.verify_with(token, now, || now, max_age, <[u8]>::to_vec)
     }
 
     /// Verifies `token` and hands its JSON bytes (decompressed when the token starts with
     /// `.`) to `read`, returning what `read` returns.
     ///
-    /// `now` is Unix seconds. With `max_age = Some(m)`, the age `now - timestamp` must be
-    /// in `0..=m`: a timestamp in the future is refused, as itsdangerous refuses a
-    /// negative age. The signature is checked (in constant time, against each key in
-    /// turn) before the timestamp or the payload are looked at.
+    /// The time is Unix seconds. With `max_age = Some(m)`, the age `now - timestamp` must
+    /// be in `0..=m`: a timestamp in the future is refused, as itsdangerous refuses a
+    /// negative age. `coarse_now` is a cheap reading that may be up to one second behind
+    /// the exact time, never ahead; `exact_now` is called only when `coarse_now` cannot
+    /// decide, that is when the coarse age is negative or at least `m` (with the exact
+    /// age between the coarse one and one more, any coarse age in `0..m` is an exact age
+    /// in `0..=m`). The verdict is the exact clock's. The signature is checked (in
+    /// constant time, against each key in turn) before the timestamp or the payload are
+    /// looked at.
     ///
     /// A payload of up to [`STACK_PAYLOAD_LEN`] bytes is decoded on the stack, with no
     /// allocation; a longer one on the heap; a compressed one is inflated into a vector.
     pub(crate) fn verify_with<R>(
         &self,
         token: &str,
-        now: u64,
+        coarse_now: u64,
+        exact_now: impl FnOnce() -> u64,
         max_age: Option<u64>,
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, BadToken> {
@@ -281,14 +288,20 @@ impl Signer {
             split_at_last_dot(value).ok_or(BadToken::Malformed("no timestamp separator"))?;
         let timestamp = decode_timestamp(timestamp)?;
         if let Some(max_age) = max_age {
-            match now.checked_sub(timestamp) {
-                None => {
-                    return Err(BadToken::FromTheFuture {
-                        ahead: timestamp - now,
-                    })
+            let decided = coarse_now
+                .checked_sub(timestamp)
+                .is_some_and(|age| age < max_age);
+            if !decided {
+                let now = exact_now();
+                match now.checked_sub(timestamp) {
+                    None => {
+                        return Err(BadToken::FromTheFuture {
+                            ahead: timestamp - now,
+                        })
+                    }
+                    Some(age) if age > max_age => return Err(BadToken::Expired { age, max_age }),
+                    Some(_) => {}
                 }
-                Some(age) if age > max_age => return Err(BadToken::Expired { age, max_age }),
-                Some(_) => {}
             }
         }
 
@@ -880,6 +893,46 @@ mod tests {
         // Without a max age, the signature alone decides.
         assert!(future.signer.verify(&future.token, now, None).is_ok());
         assert!(stale.signer.verify(&stale.token, now, None).is_ok());
+    }
+
+    #[test]
+    fn the_age_verdict_is_the_exact_clocks_whatever_the_coarse_one_reads() {
+        let signer = Signer::new(Digest::Sha1, b"cookie-session", b"key", &[]);
+        let signed_at = 1_000_000;
+        let token = signer.sign(br#"{"user_id":"x"}"#, signed_at);
+        for max_age in [0, 1, 2, 60] {
+            for exact in signed_at - 3..=signed_at + max_age + 3 {
+                let expected = signer.verify(&token, exact, Some(max_age));
+                // The coarse clock is behind the exact one by at most a second.
+                for coarse in [exact - 1, exact] {
+                    let mut exact_reads = 0;
+                    let verdict = signer.verify_with(
+                        &token,
+                        coarse,
+                        || {
+                            exact_reads += 1;
+                            exact
+                        },
+                        Some(max_age),
+                        <[u8]>::to_vec,
+                    );
+                    assert_eq!(
+                        verdict, expected,
+                        "max_age {max_age}, exact {exact}, coarse {coarse}"
+                    );
+                    let coarse_decides = coarse >= signed_at && coarse - signed_at < max_age;
+                    assert_eq!(
+                        exact_reads,
+                        usize::from(!coarse_decides),
+                        "max_age {max_age}, exact {exact}, coarse {coarse}"
+                    );
+                }
+            }
+        }
+        // Without a max age, no clock is read.
+        let verdict =
+            signer.verify_with(&token, 0, || panic!("read the clock"), None, <[u8]>::to_vec);
+        assert!(verdict.is_ok());
     }
 
     #[test]
