@@ -413,7 +413,9 @@ where
     fn call(self: Arc<Self>, mut cx: crate::RequestContext) -> BoxFuture<'static, Response> {
         Box::pin(async move {
             let mut response = match self.call.call(&mut cx).await {
-                Ok(output) => output.into_response(),
+                // The request's header map, which the handler is done with, for the
+                // response's headers: two allocations less for a text or JSON response.
+                Ok(output) => output.into_response_reusing(cx.request_headers_for_reuse()),
                 Err(rejection) => rejection.into_response(),
             };
             cx.finish(&mut response);

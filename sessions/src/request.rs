@@ -169,6 +169,12 @@ impl RequestContext {
             .clone()
     }
 
+    /// The request's header map, for a response to take over once the handler is done
+    /// ([`IntoResponse::into_response_reusing`](crate::IntoResponse::into_response_reusing)).
+    pub(crate) fn request_headers_for_reuse(&mut self) -> &mut HeaderMap {
+        &mut self.parts.headers
+    }
+
     /// Adds the queued cookies to the response. Takes the context by reference: moving
     /// it (some 300 bytes) cost a copy.
     ///
@@ -605,6 +611,62 @@ mod tests {
         assert_eq!(
             names(&response),
             ["content-type: text/plain; charset=utf-8", set_cookie]
+        );
+
+        // The request's map taken over by the handler's response, as the app does it:
+        // emptied first, whatever the response type, and the cookie still added.
+        let reusing = |output: Box<dyn FnOnce(&mut HeaderMap) -> Response>| {
+            let mut cx = with_headers();
+            cx.response_cookies().set_templated(&template, &["new"]);
+            let mut response = output(cx.request_headers_for_reuse());
+            cx.finish(&mut response);
+            names(&response)
+        };
+        use crate::{IntoResponse, IntoResponseExt};
+        let text = "content-type: text/plain; charset=utf-8";
+        let text_response = [text, set_cookie];
+        assert_eq!(
+            reusing(Box::new(|h| "hi".into_response_reusing(h))),
+            text_response
+        );
+        assert_eq!(
+            reusing(Box::new(|h| String::from("hi").into_response_reusing(h))),
+            text_response
+        );
+        assert_eq!(
+            reusing(Box::new(|h| crate::Created("hi").into_response_reusing(h))),
+            text_response
+        );
+        assert_eq!(
+            reusing(Box::new(|h| {
+                Result::<&str, crate::Error>::Ok("hi").into_response_reusing(h)
+            })),
+            text_response
+        );
+        assert_eq!(
+            reusing(Box::new(|h| vec![1_u8].into_response_reusing(h))),
+            ["content-type: application/octet-stream", set_cookie]
+        );
+        assert_eq!(
+            reusing(Box::new(|h| crate::Json(1).into_response_reusing(h))),
+            ["content-type: application/json", set_cookie]
+        );
+        assert_eq!(
+            reusing(Box::new(
+                |h| crate::SeeOther("/next".into()).into_response_reusing(h)
+            )),
+            ["location: /next", set_cookie]
+        );
+        assert_eq!(
+            reusing(Box::new(|h| "hi"
+                .with_header("x-a", "1")
+                .into_response_reusing(h))),
+            [text, "x-a: 1", set_cookie]
+        );
+        // A response that sets no header leaves the map to `finish`, which reuses it too.
+        assert_eq!(
+            reusing(Box::new(|h| crate::NoContent.into_response_reusing(h))),
+            [set_cookie]
         );
 
         // No cookie queued: nothing added.

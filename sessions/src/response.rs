@@ -42,26 +42,90 @@ pub type Response = http::Response<Body>;
 pub trait IntoResponse {
     /// Converts `self` into a response.
     fn into_response(self) -> Response;
+
+    /// Converts `self` into a response whose headers may go into `headers`
+    /// instead of a map of its own. What a handler returns is converted with
+    /// this method, `headers` being the request's header map: its room is
+    /// already allocated, so a response that takes it over saves the two
+    /// allocations (the map's index and entries) of a map of its own, and the
+    /// request the two frees of its map.
+    ///
+    /// A response that takes the map clears it first (it still holds the
+    /// request's headers), and leaves an empty map in its place
+    /// ([`std::mem::take`]). The default calls
+    /// [`into_response`](Self::into_response) and leaves `headers` alone;
+    /// implement it for a response type of your own that sets headers, or
+    /// forward it to the response you wrap.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http::{header, HeaderMap, HeaderValue};
+    /// use sessions::IntoResponse;
+    ///
+    /// let mut request_headers = HeaderMap::new();
+    /// request_headers.insert(header::HOST, HeaderValue::from_static("example.com"));
+    /// let response = "hi".into_response_reusing(&mut request_headers);
+    /// assert_eq!(response.headers().len(), 1);
+    /// assert_eq!(response.headers()[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+    /// assert!(request_headers.is_empty());
+    /// ```
+    fn into_response_reusing(self, headers: &mut HeaderMap) -> Response
+    where
+        Self: Sized,
+    {
+        let _ = headers;
+        self.into_response()
+    }
 }
 
-fn text(body: impl Into<Body>) -> Response {
-    let mut response = Response::new(body.into());
-    response.headers_mut().insert(
+/// `headers` emptied, taken over for a response (an empty map is left in its place).
+fn reuse(headers: &mut HeaderMap) -> HeaderMap {
+    let mut reused = std::mem::take(headers);
+    reused.clear();
+    reused
+}
+
+/// A response of `body` with one header, `name: value`, in `headers` (emptied).
+fn with_one_header(
+    body: Body,
+    name: HeaderName,
+    value: HeaderValue,
+    headers: &mut HeaderMap,
+) -> Response {
+    let mut response = Response::new(body);
+    let map = response.headers_mut();
+    *map = reuse(headers);
+    map.insert(name, value);
+    response
+}
+
+fn text(body: impl Into<Body>, headers: &mut HeaderMap) -> Response {
+    with_one_header(
+        body.into(),
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
+        headers,
+    )
 }
 
 impl IntoResponse for String {
     fn into_response(self) -> Response {
-        text(self)
+        text(self, &mut HeaderMap::new())
+    }
+
+    fn into_response_reusing(self, headers: &mut HeaderMap) -> Response {
+        text(self, headers)
     }
 }
 
 impl IntoResponse for &'static str {
     fn into_response(self) -> Response {
-        text(self)
+        text(self, &mut HeaderMap::new())
+    }
+
+    fn into_response_reusing(self, headers: &mut HeaderMap) -> Response {
+        text(self, headers)
     }
 }
 
@@ -73,18 +137,26 @@ impl IntoResponse for () {
 
 impl IntoResponse for Bytes {
     fn into_response(self) -> Response {
-        let mut response = Response::new(Body::from(self));
-        response.headers_mut().insert(
+        self.into_response_reusing(&mut HeaderMap::new())
+    }
+
+    fn into_response_reusing(self, headers: &mut HeaderMap) -> Response {
+        with_one_header(
+            Body::from(self),
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/octet-stream"),
-        );
-        response
+            headers,
+        )
     }
 }
 
 impl IntoResponse for Vec<u8> {
     fn into_response(self) -> Response {
         Bytes::from(self).into_response()
+    }
+
+    fn into_response_reusing(self, headers: &mut HeaderMap) -> Response {
+        Bytes::from(self).into_response_reusing(headers)
     }
 }
 
@@ -107,6 +179,13 @@ impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
         match self {
             Result::Ok(ok) => ok.into_response(),
             Err(err) => err.into_response(),
+        }
+    }
+
+    fn into_response_reusing(self, headers: &mut HeaderMap) -> Response {
+        match self {
+            Result::Ok(ok) => ok.into_response_reusing(headers),
+            Err(err) => err.into_response_reusing(headers),
         }
     }
 }
@@ -137,18 +216,20 @@ pub struct Json<T>(pub T);
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
+        self.into_response_reusing(&mut HeaderMap::new())
+    }
+
+    fn into_response_reusing(self, headers: &mut HeaderMap) -> Response {
         match serde_json::to_vec(&self.0) {
-            Result::Ok(bytes) => {
-                let mut response = Response::new(Body::from(bytes));
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                response
-            }
+            Result::Ok(bytes) => with_one_header(
+                Body::from(bytes),
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+                headers,
+            ),
             Err(error) => {
                 tracing::error!(%error, "cannot serialize a JSON response");
-                let mut response = "cannot serialize the response".into_response();
+                let mut response = "cannot serialize the response".into_response_reusing(headers);
                 *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                 response
             }
@@ -195,11 +276,15 @@ impl<R> WithHeaders<R> {
 
 impl<R: IntoResponse> IntoResponse for WithHeaders<R> {
     fn into_response(self) -> Response {
+        self.into_response_reusing(&mut HeaderMap::new())
+    }
+
+    fn into_response_reusing(self, headers: &mut HeaderMap) -> Response {
         if self.invalid {
             tracing::error!("a handler added an invalid header name or value");
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
-        let mut response = self.inner.into_response();
+        let mut response = self.inner.into_response_reusing(headers);
         let mut previous = None;
         for (name, value) in self.headers {
             let name = name.or_else(|| previous.clone());
@@ -246,6 +331,12 @@ macro_rules! shorthands {
                 *response.status_mut() = StatusCode::$status;
                 response
             }
+
+            fn into_response_reusing(self, headers: &mut HeaderMap) -> Response {
+                let mut response = self.0.into_response_reusing(headers);
+                *response.status_mut() = StatusCode::$status;
+                response
+            }
         }
     )*};
 }
@@ -288,17 +379,22 @@ macro_rules! redirects {
 
         impl IntoResponse for $name {
             fn into_response(self) -> Response {
-                let mut response = StatusCode::$status.into_response();
+                self.into_response_reusing(&mut HeaderMap::new())
+            }
+
+            fn into_response_reusing(self, headers: &mut HeaderMap) -> Response {
                 match HeaderValue::try_from(self.0) {
                     Result::Ok(location) => {
-                        response.headers_mut().insert(header::LOCATION, location);
+                        let mut response =
+                            with_one_header(Body::empty(), header::LOCATION, location, headers);
+                        *response.status_mut() = StatusCode::$status;
+                        response
                     }
                     Err(_) => {
                         tracing::error!("a redirect location is not a valid header value");
-                        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                        StatusCode::INTERNAL_SERVER_ERROR.into_response()
                     }
                 }
-                response
             }
         }
     )*};
