@@ -79,14 +79,9 @@ pub trait IntoResponse {
     }
 }
 
-/// `headers` emptied, taken over for a response (an empty map is left in its place).
-fn reuse(headers: &mut HeaderMap) -> HeaderMap {
-    let mut reused = std::mem::take(headers);
-    reused.clear();
-    reused
-}
-
-/// A response of `body` with one header, `name: value`, in `headers` (emptied).
+/// A response of `body` with one header, `name: value`, in `headers`, emptied and taken
+/// over: the response's own map (empty, unallocated) is left in its place. Swapped rather
+/// than replaced, which would drop that empty map here (about 50 instructions).
 fn with_one_header(
     body: Body,
     name: HeaderName,
@@ -95,7 +90,8 @@ fn with_one_header(
 ) -> Response {
     let mut response = Response::new(body);
     let map = response.headers_mut();
-    *map = reuse(headers);
+    std::mem::swap(map, headers);
+    map.clear();
     map.insert(name, value);
     response
 }
