@@ -8,8 +8,8 @@
 //! - a last character whose unused low bits are not zero (`AB` for `AA`).
 //!
 //! Every token is decoded on every request that carries one, so this is written for
-//! short inputs: a table lookup per character, one validity check per group of four, and
-//! no zeroed allocation (`calloc`) for the output.
+//! short inputs: a table lookup per character, decoded eight characters to a `u64`, one
+//! validity check for the whole text, and no zeroed allocation (`calloc`) for the output.
 
 /// The 64 characters, by value.
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -73,9 +73,30 @@ pub(crate) fn encode_into(bytes: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Decodes `text` into `out`, which must be exactly `decoded_len(text.len())` bytes long.
+///
+/// Eight characters (six bytes) at a time into one `u64`, then at most one group of four
+/// and a tail: half the instructions of four at a time.
 fn decode_exact(text: &[u8], out: &mut [u8]) -> Result<(), NotBase64Url> {
-    let value = |c: u8| u32::from(VALUES[usize::from(c)]);
+    let (wide, text) = text.as_chunks::<8>();
+    let (wide_out, out) = out.as_chunks_mut::<6>();
     let mut invalid = 0;
+    for (group, out) in wide.iter().zip(wide_out) {
+        let mut n = 0_u64;
+        for &c in group {
+            let value = VALUES[usize::from(c)];
+            invalid |= value;
+            n = n << 6 | u64::from(value);
+        }
+        let [_, _, bytes @ ..] = n.to_be_bytes();
+        *out = bytes;
+    }
+    decode_short(text, out, u32::from(invalid))
+}
+
+/// [`decode_exact`] for fewer than eight characters, `invalid` being what the characters
+/// before them were.
+fn decode_short(text: &[u8], out: &mut [u8], mut invalid: u32) -> Result<(), NotBase64Url> {
+    let value = |c: u8| u32::from(VALUES[usize::from(c)]);
     let mut groups = text.chunks_exact(4);
     let mut outs = out.chunks_exact_mut(3);
     for (group, out) in (&mut groups).zip(&mut outs) {
@@ -184,7 +205,19 @@ mod tests {
     fn every_byte_value_in_every_position_of_a_group_or_tail() {
         // A whole group, and the two- and three-character tails whose unused bits must be
         // zero, each checked against the reference.
-        for group in [&b"AAAA"[..], b"AA", b"AAA", b"AAAAAA", b"AAAAAAA"] {
+        for group in [
+            &b"AAAA"[..],
+            b"AA",
+            b"AAA",
+            b"AAAAAA",
+            b"AAAAAAA",
+            b"AAAAAAAA",
+            b"AAAAAAAAAA",
+            b"AAAAAAAAAAA",
+            b"AAAAAAAAAAAA",
+            b"AAAAAAAAAAAAAAA",
+            b"AAAAAAAAAAAAAAAA",
+        ] {
             for position in 0..group.len() {
                 for byte in 0..=255_u8 {
                     let mut text = group.to_vec();
