@@ -51,8 +51,8 @@ pub trait IntoResponse {
     /// request the two frees of its map.
     ///
     /// A response that takes the map clears it first (it still holds the
-    /// request's headers), and leaves an empty map in its place
-    /// ([`std::mem::take`]). The default calls
+    /// request's headers), and leaves an empty map in its place (with
+    /// [`std::mem::take`], or by swapping its own empty one in). The default calls
     /// [`into_response`](Self::into_response) and leaves `headers` alone;
     /// implement it for a response type of your own that sets headers, or
     /// forward it to the response you wrap.
@@ -148,7 +148,7 @@ impl IntoResponse for Bytes {
 
 impl IntoResponse for Vec<u8> {
     fn into_response(self) -> Response {
-        Bytes::from(self).into_response()
+        self.into_response_reusing(&mut HeaderMap::new())
     }
 
     fn into_response_reusing(self, headers: &mut HeaderMap) -> Response {
@@ -172,10 +172,7 @@ impl<B: Into<Body>> IntoResponse for http::Response<B> {
 
 impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
     fn into_response(self) -> Response {
-        match self {
-            Result::Ok(ok) => ok.into_response(),
-            Err(err) => err.into_response(),
-        }
+        self.into_response_reusing(&mut HeaderMap::new())
     }
 
     fn into_response_reusing(self, headers: &mut HeaderMap) -> Response {
@@ -323,9 +320,7 @@ macro_rules! shorthands {
 
         impl<T: IntoResponse> IntoResponse for $name<T> {
             fn into_response(self) -> Response {
-                let mut response = self.0.into_response();
-                *response.status_mut() = StatusCode::$status;
-                response
+                self.into_response_reusing(&mut HeaderMap::new())
             }
 
             fn into_response_reusing(self, headers: &mut HeaderMap) -> Response {

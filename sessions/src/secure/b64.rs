@@ -93,8 +93,8 @@ fn decode_exact(text: &[u8], out: &mut [u8]) -> Result<(), NotBase64Url> {
     decode_short(text, out, u32::from(invalid))
 }
 
-/// [`decode_exact`] for fewer than eight characters, `invalid` being what the characters
-/// before them were.
+/// [`decode_exact`] for fewer than eight characters; `invalid` is the OR of the values of
+/// the characters decoded before them.
 fn decode_short(text: &[u8], out: &mut [u8], mut invalid: u32) -> Result<(), NotBase64Url> {
     let value = |c: u8| u32::from(VALUES[usize::from(c)]);
     let mut groups = text.chunks_exact(4);

@@ -486,11 +486,11 @@ mod tests {
     fn the_coarse_clock_is_never_ahead_and_at_most_a_second_behind() {
         for _ in 0..1000 {
             let before = now();
-            let signing = coarse_now();
+            let coarse = coarse_now();
             let after = now();
             assert!(
-                before.saturating_sub(1) <= signing && signing <= after,
-                "{before} <= {signing} <= {after}"
+                before.saturating_sub(1) <= coarse && coarse <= after,
+                "{before} <= {coarse} <= {after}"
             );
         }
     }
